@@ -1,0 +1,1 @@
+"""Registered experiments: every module here registers named configs with `nlpdl.config.register`."""

@@ -1,0 +1,1 @@
+"""Datasets, data files and tokenizers."""

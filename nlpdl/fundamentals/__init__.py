@@ -1,0 +1,1 @@
+"""Course fundamentals: XOR and the limits of a linear unit, backpropagation written by hand."""

@@ -1,0 +1,1 @@
+"""Neural-network building blocks: activations and per-example losses, selectable by name."""

@@ -1,0 +1,75 @@
+"""Per-example losses (shape [B], for the caller to weight, mask and reduce), plus a registry."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from nlpdl.nn.activations import log_softmax, unknown_name_error
+
+
+def cross_entropy(logits_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
+    """-log softmax(logits)[label] per example, for integer labels."""
+    logp_BxC = log_softmax(logits_BxC)
+    return -jnp.take_along_axis(logp_BxC, labels_B[:, None].astype(jnp.int32), axis=-1)[:, 0]
+
+
+def binary_cross_entropy(logits_B: jax.Array, labels_B: jax.Array) -> jax.Array:
+    """Sigmoid cross-entropy from logits, max(x,0) - x*y + log1p(exp(-|x|)); accepts [B] or [B,1] logits."""
+    if logits_B.ndim == labels_B.ndim + 1:
+        logits_B = logits_B[..., 0]
+    y = labels_B.astype(logits_B.dtype)
+    return jnp.maximum(logits_B, 0) - logits_B * y + jnp.log1p(jnp.exp(-jnp.abs(logits_B)))
+
+
+def mse(outputs_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
+    """Mean over classes of the squared error against one-hot targets."""
+    targets_BxC = jax.nn.one_hot(labels_B, outputs_BxC.shape[-1], dtype=outputs_BxC.dtype)
+    return jnp.mean((outputs_BxC - targets_BxC) ** 2, axis=-1)
+
+
+def argmax_predict(outputs_BxC: jax.Array) -> jax.Array:
+    """The class with the largest output."""
+    return jnp.argmax(outputs_BxC, axis=-1).astype(jnp.int32)
+
+
+def sign_predict(logits_Bx1: jax.Array) -> jax.Array:
+    """Class 1 where the single logit is positive, else 0."""
+    return (logits_Bx1[..., 0] > 0).astype(jnp.int32)
+
+
+def one_output_per_class(num_classes: int) -> int:
+    """C outputs for C classes."""
+    return num_classes
+
+
+def one_output_for_two_classes(num_classes: int) -> int:
+    """A single logit, which only makes sense for two classes."""
+    if num_classes != 2:
+        raise ValueError(f"binary_cross_entropy needs exactly 2 classes, got {num_classes}.")
+    return 1
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A per-example loss, how many model outputs it needs for C classes, and how it predicts."""
+
+    fn: Callable[[jax.Array, jax.Array], jax.Array]
+    num_outputs: Callable[[int], int]
+    predict: Callable[[jax.Array], jax.Array]
+
+
+LOSSES: dict[str, Loss] = {
+    "cross_entropy": Loss(cross_entropy, one_output_per_class, argmax_predict),
+    "binary_cross_entropy": Loss(binary_cross_entropy, one_output_for_two_classes, sign_predict),
+    "mse": Loss(mse, one_output_per_class, argmax_predict),
+}
+
+
+def get_loss(name: str) -> Loss:
+    """The Loss registered under `name`; ValueError with suggestions if unknown."""
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise unknown_name_error("loss", name, LOSSES) from None

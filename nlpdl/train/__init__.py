@@ -1,0 +1,1 @@
+"""Train state, optimizers, the pure steps, checkpoints and the loop."""

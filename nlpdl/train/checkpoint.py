@@ -1,0 +1,96 @@
+"""Orbax checkpoints of a run: the train state and the data-iterator position in one step.
+
+`checkpoints/` holds the latest steps (for resuming); `best/` holds the parameters that scored best on the
+valid split. Restores go against an abstract target, so optax state keeps its structure and arrays land
+in their shardings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import grain
+import jax
+import orbax.checkpoint as ocp
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used with this config."""
+
+
+def _manager(path: Path, max_to_keep: int, async_save: bool) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=async_save,
+                                           cleanup_tmp_directories=True, create=True)
+    return ocp.CheckpointManager(path.absolute(), options=options)
+
+
+def _describe_mismatch(abstract: Any, path: Path, step: int) -> str:
+    """Names the first tree path whose shape or dtype differs between the target and the saved metadata."""
+    try:
+        saved = ocp.CheckpointManager(path.absolute()).item_metadata(step)["state"]
+    except Exception:  # metadata unreadable: fall back to the generic message
+        return ""
+    saved_leaves = dict(jax.tree_util.tree_flatten_with_path(saved)[0])
+    for key, want in jax.tree_util.tree_flatten_with_path(abstract)[0]:
+        got = saved_leaves.get(key)
+        name = jax.tree_util.keystr(key)
+        if got is None:
+            return f" The checkpoint has no entry {name}."
+        if tuple(got.shape) != tuple(want.shape):
+            return f" At {name} the checkpoint has shape {tuple(got.shape)}, the config gives {tuple(want.shape)}."
+    return ""
+
+
+class Checkpointer:
+    def __init__(self, workdir: Path, max_to_keep: int, async_save: bool = True):
+        self.dir = workdir / "checkpoints"
+        self.latest = _manager(self.dir, max_to_keep, async_save)
+        self.best = _manager(workdir / "best", 1, async_save=False)
+
+    def latest_step(self) -> int | None:
+        return self.latest.latest_step()
+
+    def save(self, step: int, state: Any, data_iter: grain.DatasetIterator, meta: dict) -> None:
+        self.latest.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                         data=grain.checkpoint.CheckpointSave(data_iter),
+                                                         meta=ocp.args.JsonSave(meta)))
+
+    def restore(self, step: int, abstract_state: Any, data_iter: grain.DatasetIterator) -> tuple[Any, dict]:
+        try:
+            out = self.latest.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract_state),
+                data=grain.checkpoint.CheckpointRestore(data_iter),
+                meta=ocp.args.JsonRestore()))
+        except (ValueError, KeyError, TypeError) as e:
+            detail = _describe_mismatch(abstract_state, self.dir, step)
+            raise CheckpointError(f"checkpoint {self.dir / str(step)} does not match this config.{detail} "
+                                  f"Train into a new --workdir, or restore the config it was made with.") from e
+        return out.state, dict(out.meta)
+
+    def save_best(self, step: int, params: Any, meta: dict) -> None:
+        self.best.save(step, args=ocp.args.Composite(params=ocp.args.StandardSave(params),
+                                                       meta=ocp.args.JsonSave(meta)))
+
+    def drop_best_after(self, step: int) -> None:
+        """On resume: best checkpoints newer than the restored step are recomputed identically."""
+        for s in self.best.all_steps():
+            if s > step:
+                self.best.delete(s)
+
+    def best_step(self) -> int | None:
+        return self.best.latest_step()
+
+    def restore_best(self, abstract_params: Any) -> tuple[Any, dict]:
+        step = self.best.latest_step()
+        out = self.best.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract_params),
+                                                                meta=ocp.args.JsonRestore()))
+        return out.params, dict(out.meta)
+
+    def wait(self) -> None:
+        self.latest.wait_until_finished()
+        self.best.wait_until_finished()
+
+    def close(self) -> None:
+        self.latest.close()
+        self.best.close()

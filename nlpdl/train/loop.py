@@ -1,0 +1,162 @@
+"""The training loop: resume order, eval/log/checkpoint cadence, best-on-valid tracking, stop conditions.
+
+Resume order: the work dir's latest complete checkpoint, else a fresh start from `train.seed`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from nlpdl import config as C
+from nlpdl import parallel
+from nlpdl.models import build_model
+from nlpdl.tasks import TaskData, get_task
+from nlpdl.train.checkpoint import Checkpointer
+from nlpdl.train.optim import make_optimizer, make_schedule
+from nlpdl.train.rundir import RunDir
+from nlpdl.train.state import abstract_state, create_state, split_model
+from nlpdl.train.step import jit_eval_step, jit_train_step
+
+
+class NonFiniteLoss(Exception):
+    """Training diverged; the run stops and keeps its last good checkpoint."""
+
+
+@dataclass(frozen=True)
+class Cadence:
+    total: int
+    steps_per_epoch: int
+    eval_every: int
+    log_every: int
+    checkpoint_every: int
+
+    @classmethod
+    def of(cls, cfg: C.ExperimentConfig, data: TaskData) -> "Cadence":
+        per_epoch = max(data.train_size // data.batch_size, 1)
+        eval_every = cfg.train.eval_every or per_epoch
+        return cls(total=cfg.train.steps or cfg.train.epochs * per_epoch, steps_per_epoch=per_epoch,
+                   eval_every=eval_every, log_every=cfg.train.log_every,
+                   checkpoint_every=cfg.train.checkpoint_every or eval_every)
+
+    def due(self, step: int, every: int) -> bool:
+        return step % every == 0 or step == self.total
+
+
+def evaluate(eval_fn, params, batches, mesh, summarize) -> dict[str, float]:
+    sums = None
+    for batch in batches:
+        out = eval_fn(params, parallel.put_batch(batch, mesh))
+        sums = out if sums is None else jax.tree.map(lambda a, b: a + b, sums, out)
+    return summarize({k: float(v) for k, v in jax.device_get(sums).items()})
+
+
+def _train_record(step: int, pending: list[tuple[int, dict]], summarize, lr: float) -> dict:
+    """Sums the metrics of the steps since the last record; stops on the first non-finite loss."""
+    host = jax.device_get([m for _, m in pending])
+    for (s, _), m in zip(pending, host):
+        if not np.isfinite(m["loss_sum"]):
+            raise NonFiniteLoss(s)
+    sums = {k: float(sum(m[k] for m in host)) for k in host[0]}
+    return {"step": step, "split": "train", **summarize(sums),
+            "grad_norm": sums["grad_norm_sum"] / sums["steps"], "lr": lr}
+
+
+def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_config_change: bool = False,
+          progress: bool = True) -> dict:
+    """Trains (or resumes) `cfg` in `workdir`; returns the results of the best-on-valid parameters."""
+    task = get_task(cfg.task.name)
+    data = task.load_data(cfg, data_dir)
+    mesh = parallel.make_mesh(cfg.train.num_devices)
+    parallel.check_batch_size(data.batch_size, mesh, "data.batch_size")
+    parallel.check_batch_size(cfg.data.eval_batch_size, mesh, "data.eval_batch_size")
+    cadence = Cadence.of(cfg, data)
+    tx = make_optimizer(cfg.optim, cadence.total)
+    schedule = make_schedule(cfg.optim, cadence.total)
+
+    def make_model(rngs):
+        return build_model(cfg.model, data.spec, rngs)
+
+    run = RunDir(workdir)
+    run.prepare(cfg, allow_config_change)
+    run.save_artifacts(data.artifacts)
+
+    graphdef = split_model(make_model)
+    loss_fn = task.make_loss_fn(cfg)
+    step_fn = jit_train_step(graphdef, tx, loss_fn, mesh)
+    eval_fn = jit_eval_step(graphdef, loss_fn, mesh)
+    ckpt = Checkpointer(workdir, cfg.train.max_to_keep)
+    train_iter = iter(data.train)
+    target = abstract_state(make_model, tx, cfg.train.seed, mesh)
+
+    start = ckpt.latest_step()
+    if start is None:
+        start, state, meta = 0, create_state(make_model, tx, cfg.train.seed, mesh), {"best": None}
+    else:
+        state, meta = ckpt.restore(start, target, train_iter)
+        ckpt.drop_best_after(start)
+        run.truncate_metrics(start)
+        print(f"resumed {workdir} from step {start}")
+
+    sync = parallel.needs_step_sync(mesh)
+    pending: list[tuple[int, dict]] = []
+    bar = tqdm(total=cadence.total, initial=start, disable=not progress, dynamic_ncols=True, unit="step")
+    try:
+        for step in range(start + 1, cadence.total + 1):
+            state, metrics = step_fn(state, parallel.put_batch(next(train_iter), mesh))
+            pending.append((step, metrics))
+            if sync:
+                jax.block_until_ready(state)
+            bar.update(1)
+            evaluate_now = cadence.due(step, cadence.eval_every)
+            save_now = cadence.due(step, cadence.checkpoint_every)
+            if cadence.due(step, cadence.log_every) or evaluate_now or save_now:
+                record = _train_record(step, pending, task.summarize, float(schedule(step - 1)))
+                pending.clear()
+                run.log(record)
+                bar.set_postfix(loss=f"{record['loss']:.4f}", acc=f"{record.get('accuracy', 0):.3f}")
+            if evaluate_now:
+                meta = _evaluate_and_track(cfg, run, ckpt, eval_fn, state, data, mesh, task.summarize, step, meta,
+                                           bar)
+            if save_now:
+                ckpt.save(step, state, train_iter, meta)
+    except NonFiniteLoss as e:
+        ckpt.wait()
+        raise NonFiniteLoss(
+            f"the training loss became non-finite at step {e.args[0]}; the run stopped and its last good "
+            f"checkpoint (step {ckpt.latest_step()}) is kept in {ckpt.dir}. Lower optim.lr or set "
+            f"optim.clip_norm, then train into a new --workdir.") from None
+    finally:
+        bar.close()
+    ckpt.wait()
+
+    if ckpt.best_step() is None:  # no valid split: the final parameters are the result
+        ckpt.save_best(cadence.total, state.params, {"step": cadence.total})
+        ckpt.wait()
+    best_params, best_meta = ckpt.restore_best(target.params)
+    results = {"best_step": best_meta["step"]}
+    for split, batches in data.evals.items():
+        results[split] = evaluate(eval_fn, best_params, batches(), mesh, task.summarize)
+    run.write_results(results)
+    ckpt.close()
+    return results
+
+
+def _evaluate_and_track(cfg, run, ckpt, eval_fn, state, data, mesh, summarize, step, meta, bar) -> dict:
+    """Scores the valid split; saves the parameters when they beat the best so far."""
+    if "valid" not in data.evals:
+        return meta
+    scores = evaluate(eval_fn, state.params, data.evals["valid"](), mesh, summarize)
+    run.log({"step": step, "split": "valid", **scores})
+    value = scores[cfg.train.best_metric]
+    bar.write(f"step {step}: valid " + " ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+    best = meta["best"]
+    if best is None or math.isnan(best) or (value > best if cfg.train.best_mode == "max" else value < best):
+        meta = {"best": value, "best_step": step}
+        ckpt.save_best(step, state.params, {"step": step, "valid": scores})
+    return meta

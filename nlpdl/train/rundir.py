@@ -1,0 +1,84 @@
+"""A run's work dir: config.json, metrics.jsonl, results.json, tokenizer files, checkpoints.
+
+Nothing in it is overwritten silently: a different config is refused unless the user allows the change,
+and then the old config is kept beside the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from nlpdl import config as C
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out += _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [f"{prefix[:-1]}: {old!r} -> {new!r}"]
+
+
+class RunDir:
+    def __init__(self, path: Path):
+        self.path = path
+        self.config_path = path / "config.json"
+        self.metrics_path = path / "metrics.jsonl"
+        self.results_path = path / "results.json"
+
+    def prepare(self, cfg: C.ExperimentConfig, allow_config_change: bool = False) -> None:
+        """Creates the dir and writes config.json, or checks it against the one already there."""
+        new = C.to_dict(cfg)
+        if self.config_path.exists():
+            old = json.loads(self.config_path.read_text())
+            diff = _differences(old, new)
+            if diff and not allow_config_change:
+                raise C.ConfigError(
+                    f"work dir {self.path} holds a run with a different config ({'; '.join(diff[:5])}). "
+                    f"Use another --workdir, or pass --allow-config-change to continue this run with the new "
+                    f"config (the old one is kept as config.N.json).")
+            if diff:
+                n = 1
+                while (self.path / f"config.{n}.json").exists():
+                    n += 1
+                os.replace(self.config_path, self.path / f"config.{n}.json")
+            else:
+                return
+        elif self.path.exists() and any(self.path.iterdir()):
+            raise C.ConfigError(f"{self.path} is not empty and holds no nlpdl run (no config.json); "
+                                f"choose an empty or new --workdir.")
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.config_path, C.dumps(cfg) + "\n")
+
+    def save_artifacts(self, artifacts: dict[str, Any]) -> None:
+        """Tokenizer files and the like, written once (they are derived from the config and the data)."""
+        for name, obj in artifacts.items():
+            if not (self.path / name).exists():
+                obj.save(self.path / name)
+
+    def read_metrics(self) -> list[dict]:
+        if not self.metrics_path.exists():
+            return []
+        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drops records after `step`: a resumed run writes them again, identically."""
+        kept = [r for r in self.read_metrics() if r["step"] <= step]
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def log(self, record: dict) -> None:
+        with self.metrics_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def write_results(self, results: dict) -> None:
+        atomic_write_text(self.results_path, json.dumps(results, indent=2) + "\n")

@@ -1,0 +1,172 @@
+"""Tests for nlpdl.nn: activations and losses."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nlpdl.nn.activations import ACTIVATIONS, get_activation, leaky_relu, log_softmax, softmax
+from nlpdl.nn.losses import (
+    LOSSES,
+    binary_cross_entropy,
+    cross_entropy,
+    get_loss,
+    mse,
+)
+
+REFERENCES = {
+    "sigmoid": jax.nn.sigmoid,
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "leaky_relu": jax.nn.leaky_relu,
+    "softmax": jax.nn.softmax,
+    "identity": lambda x: x,
+}
+
+
+def _inputs() -> jax.Array:
+    x = 5.0 * jax.random.normal(jax.random.key(0), (6, 8), jnp.float32)
+    extremes = jnp.array([[-1000.0, 1000.0, 0.0, -1e-6, 1e-6, -30.0, 30.0, 88.0]], jnp.float32)
+    return jnp.concatenate([x, extremes, -extremes], axis=0)
+
+
+def test_registry_covers_references():
+    assert set(ACTIVATIONS) == set(REFERENCES)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_activation_matches_jax_reference(name):
+    x = _inputs()
+    out = get_activation(name)(x)
+    assert out.shape == x.shape
+    assert bool(jnp.all(jnp.isfinite(out)))
+    np.testing.assert_allclose(out, REFERENCES[name](x), rtol=1e-5, atol=1e-7)
+
+
+def _sigmoid_derivative_f64(x: np.ndarray) -> np.ndarray:
+    s = 0.5 * (np.tanh(x / 2) + 1)
+    return s * (1 - s)
+
+
+def _tanh_derivative_f64(x: np.ndarray) -> np.ndarray:
+    e = np.exp(-2 * np.abs(x))
+    return 4 * e / (1 + e) ** 2
+
+
+# float64 truth rather than jax's float32 gradients, which underflow to 0 in the tails.
+DERIVATIVES = {
+    "sigmoid": _sigmoid_derivative_f64,
+    "tanh": _tanh_derivative_f64,
+    "relu": lambda x: (x > 0).astype(np.float64),
+    "leaky_relu": lambda x: np.where(x >= 0, 1.0, 0.01),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DERIVATIVES))
+def test_activation_gradients_are_accurate_and_finite(name):
+    x = _inputs().ravel()
+    grad = jax.vmap(jax.grad(get_activation(name)))(x)
+    assert bool(jnp.all(jnp.isfinite(grad)))
+    np.testing.assert_allclose(grad, DERIVATIVES[name](np.asarray(x, np.float64)), rtol=1e-5, atol=1e-7)
+
+
+def test_sigmoid_and_tanh_derivatives_at_zero():
+    assert float(jax.grad(get_activation("sigmoid"))(0.0)) == pytest.approx(0.25)
+    assert float(jax.grad(get_activation("tanh"))(0.0)) == pytest.approx(1.0)
+
+
+def test_sigmoid_keeps_precision_in_negative_tail():
+    np.testing.assert_allclose(get_activation("sigmoid")(jnp.float32(-50.0)), np.exp(-50.0), rtol=1e-5)
+
+
+def test_softmax_rows_sum_to_one_and_log_softmax_is_consistent():
+    x = _inputs()
+    p = softmax(x)
+    np.testing.assert_allclose(jnp.sum(p, axis=-1), 1.0, rtol=1e-6)
+    assert bool(jnp.all(jnp.isfinite(log_softmax(x))))
+    np.testing.assert_allclose(log_softmax(x), jax.nn.log_softmax(x), rtol=1e-5, atol=1e-5)
+
+
+def test_leaky_relu_slope():
+    x = jnp.array([-2.0, -0.5, 0.0, 3.0])
+    np.testing.assert_allclose(leaky_relu(x), [-0.02, -0.005, 0.0, 3.0], rtol=1e-6)
+    np.testing.assert_allclose(leaky_relu(x, negative_slope=0.2), [-0.4, -0.1, 0.0, 3.0], rtol=1e-6)
+
+
+def test_unknown_activation_suggests_close_match():
+    with pytest.raises(ValueError, match="Unknown activation 'rleu'") as err:
+        get_activation("rleu")
+    assert "'relu'" in str(err.value)
+    assert "sigmoid" in str(err.value)  # lists the known names too
+
+
+def test_cross_entropy_by_hand():
+    logits = jnp.array([[1.0, 2.0, 3.0], [0.5, -1.0, 0.0]])
+    labels = jnp.array([2, 0])
+    by_hand = []
+    for row, label in zip(np.asarray(logits, np.float64), [2, 0]):
+        by_hand.append(-np.log(np.exp(row[label]) / np.exp(row).sum()))
+    out = cross_entropy(logits, labels)
+    assert out.shape == (2,)
+    np.testing.assert_allclose(out, by_hand, rtol=1e-6)
+
+
+def test_cross_entropy_finite_for_huge_logits():
+    out = cross_entropy(jnp.array([[1000.0, -1000.0], [-1000.0, 1000.0]]), jnp.array([0, 0]))
+    np.testing.assert_allclose(out, [0.0, 2000.0], rtol=1e-6)
+
+
+def test_binary_cross_entropy_matches_naive_and_is_stable():
+    logits = jnp.array([-3.0, -0.5, 0.0, 0.7, 4.0])
+    labels = jnp.array([0, 1, 1, 0, 1])
+    p = 1 / (1 + np.exp(-np.asarray(logits, np.float64)))
+    y = np.asarray(labels, np.float64)
+    naive = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    np.testing.assert_allclose(binary_cross_entropy(logits, labels), naive, rtol=1e-5)
+    np.testing.assert_allclose(binary_cross_entropy(logits[:, None], labels), naive, rtol=1e-5)
+
+    big = jnp.array([1000.0, -1000.0, 1000.0, -1000.0])
+    big_labels = jnp.array([1, 0, 0, 1])
+    out = binary_cross_entropy(big, big_labels)
+    assert bool(jnp.all(jnp.isfinite(out)))
+    np.testing.assert_allclose(out, [0.0, 0.0, 1000.0, 1000.0], atol=1e-6)
+    assert bool(jnp.all(jnp.isfinite(jax.grad(lambda z: binary_cross_entropy(z, big_labels).sum())(big))))
+
+
+def test_mse_by_hand():
+    outputs = jnp.array([[0.5, 0.2, 0.3], [1.0, 0.0, 0.0]])
+    labels = jnp.array([1, 0])
+    # Row 0: ((0.5)^2 + (0.8)^2 + (0.3)^2) / 3 = 0.98 / 3; row 1 is a perfect one-hot.
+    np.testing.assert_allclose(mse(outputs, labels), [0.98 / 3, 0.0], rtol=1e-6)
+
+
+def test_num_outputs():
+    assert LOSSES["cross_entropy"].num_outputs(5) == 5
+    assert LOSSES["mse"].num_outputs(5) == 5
+    assert LOSSES["binary_cross_entropy"].num_outputs(2) == 1
+    with pytest.raises(ValueError):
+        LOSSES["binary_cross_entropy"].num_outputs(3)
+
+
+def test_predict_rules():
+    outputs = jnp.array([[0.1, 2.0, -1.0], [3.0, 0.0, 0.0]])
+    for name in ["cross_entropy", "mse"]:
+        pred = get_loss(name).predict(outputs)
+        assert pred.dtype == jnp.int32
+        np.testing.assert_array_equal(pred, [1, 0])
+    pred = get_loss("binary_cross_entropy").predict(jnp.array([[-0.3], [0.0], [2.5]]))
+    assert pred.dtype == jnp.int32
+    np.testing.assert_array_equal(pred, [0, 0, 1])
+
+
+def test_loss_fns_are_per_example_with_model_shaped_outputs():
+    labels = jnp.array([0, 1, 1, 0])
+    for name, loss in LOSSES.items():
+        outputs = jnp.zeros((4, loss.num_outputs(2)))
+        assert loss.fn(outputs, labels).shape == (4,), name
+
+
+def test_unknown_loss_suggests_close_match():
+    with pytest.raises(ValueError, match="Unknown loss") as err:
+        get_loss("cross_entropi")
+    assert "'cross_entropy'" in str(err.value)
