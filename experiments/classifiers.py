@@ -15,7 +15,7 @@ def mr_ffn(variant: str) -> ExperimentConfig:
                         valid_fraction=0.1),
         model=FFNConfig(input="embeddings", embed_dim=16 if tiny else 300, hidden=16 if tiny else 100,
                         num_layers=1, activation="relu", dropout=0.0 if tiny else 0.5),
-        optim=OptimConfig(name="adam", lr=1e-3),
-        train=TrainConfig(epochs=0 if tiny else 5, steps=40 if tiny else 0, eval_every=20 if tiny else 0,
+        optim=OptimConfig(name="adam", lr=1e-2 if tiny else 1e-3),
+        train=TrainConfig(epochs=0 if tiny else 5, steps=60 if tiny else 0, eval_every=20 if tiny else 0,
                           log_every=10 if tiny else 50),
     )

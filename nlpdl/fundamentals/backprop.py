@@ -3,7 +3,7 @@
 import jax
 import jax.numpy as jnp
 
-from nlpdl.nn.activations import get_activation, sigmoid, softmax, unknown_name_error
+from nlpdl.nn.activations import get_activation, sigmoid, softmax, tanh, unknown_name_error
 from nlpdl.nn.losses import cross_entropy
 
 Params = dict[str, jax.Array]
@@ -23,7 +23,7 @@ def sigmoid_derivative(z: jax.Array) -> jax.Array:
 
 def tanh_derivative(z: jax.Array) -> jax.Array:
     """1 - tanh(z)^2."""
-    t = get_activation("tanh")(z)
+    t = tanh(z)
     return 1 - t**2
 
 
@@ -62,9 +62,9 @@ def two_layer_forward(
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """(z1, a1, z2, a2): hidden pre-activation and activation, logits and softmax probabilities."""
     _check_activation(activation)
-    z1_BxH = x_BxD @ params["W1"] + params["b1"]
+    z1_BxH = x_BxD @ params["W1"] + params["b1"][None, :]
     a1_BxH = get_activation(activation)(z1_BxH)
-    z2_BxC = a1_BxH @ params["W2"] + params["b2"]
+    z2_BxC = a1_BxH @ params["W2"] + params["b2"][None, :]
     return z1_BxH, a1_BxH, z2_BxC, softmax(z2_BxC)
 
 

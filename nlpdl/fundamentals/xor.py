@@ -18,7 +18,7 @@ XOR_W_OUT = jnp.array([1, -2], dtype=jnp.float32)
 
 def hand_set_xor_network(x_Bx2: jax.Array) -> jax.Array:
     """The textbook network: h = relu(x W + c), y = h . w; exactly XOR on {0,1}^2, as floats [B]."""
-    h_Bx2 = jnp.maximum(x_Bx2 @ XOR_W + XOR_C, 0.0)
+    h_Bx2 = jnp.maximum(x_Bx2 @ XOR_W + XOR_C[None, :], 0.0)
     return h_Bx2 @ XOR_W_OUT
 
 
@@ -35,4 +35,4 @@ def best_linear_threshold_accuracy(
     params_PxDp1 = jnp.array(list(itertools.product(grid.tolist(), repeat=d + 1)), jnp.float32)
     w_PxD, b_P = params_PxDp1[:, :d], params_PxDp1[:, d]
     preds_PxB = jax.vmap(linear_threshold_unit, in_axes=(None, 0, 0))(inputs_BxD, w_PxD, b_P)
-    return float(jnp.max(jnp.mean(preds_PxB == labels_B, axis=-1)))
+    return float(jnp.max(jnp.mean(preds_PxB == labels_B[None, :], axis=-1)))

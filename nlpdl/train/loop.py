@@ -8,9 +8,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Callable
 
 import jax
 import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh
 from tqdm import tqdm
 
 from nlpdl import config as C
@@ -20,7 +25,7 @@ from nlpdl.tasks import TaskData, get_task
 from nlpdl.train.checkpoint import Checkpointer
 from nlpdl.train.optim import make_optimizer, make_schedule
 from nlpdl.train.rundir import RunDir
-from nlpdl.train.state import abstract_state, create_state, split_model
+from nlpdl.train.state import TrainState, abstract_state, create_state, split_model
 from nlpdl.train.step import jit_eval_step, jit_train_step
 
 
@@ -67,9 +72,33 @@ def _train_record(step: int, pending: list[tuple[int, dict]], summarize, lr: flo
             "grad_norm": sums["grad_norm_sum"] / sums["steps"], "lr": lr}
 
 
-def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_config_change: bool = False,
-          progress: bool = True) -> dict:
-    """Trains (or resumes) `cfg` in `workdir`; returns the results of the best-on-valid parameters."""
+@dataclass(frozen=True)
+class Trainer:
+    """Everything a run needs, built from a config before any state exists."""
+
+    cfg: C.ExperimentConfig
+    task: ModuleType
+    data: TaskData
+    mesh: Mesh
+    cadence: Cadence
+    schedule: optax.Schedule
+    tx: optax.GradientTransformation
+    make_model: Callable[[nnx.Rngs], nnx.Module]
+    step_fn: Callable
+    eval_fn: Callable
+
+    def init_state(self) -> TrainState:
+        return create_state(self.make_model, self.tx, self.cfg.train.seed, self.mesh)
+
+    def abstract_state(self) -> TrainState:
+        return abstract_state(self.make_model, self.tx, self.cfg.train.seed, self.mesh)
+
+    def evaluate(self, params, split: str) -> dict[str, float]:
+        return evaluate(self.eval_fn, params, self.data.evals[split](), self.mesh, self.task.summarize)
+
+
+def build_trainer(cfg: C.ExperimentConfig, data_dir: Path) -> Trainer:
+    """Loads the data and sizes the model; fails on missing data or a bad batch size before writing anything."""
     task = get_task(cfg.task.name)
     data = task.load_data(cfg, data_dir)
     mesh = parallel.make_mesh(cfg.train.num_devices)
@@ -77,26 +106,33 @@ def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_confi
     parallel.check_batch_size(cfg.data.eval_batch_size, mesh, "data.eval_batch_size")
     cadence = Cadence.of(cfg, data)
     tx = make_optimizer(cfg.optim, cadence.total)
-    schedule = make_schedule(cfg.optim, cadence.total)
 
-    def make_model(rngs):
+    def make_model(rngs: nnx.Rngs) -> nnx.Module:
         return build_model(cfg.model, data.spec, rngs)
 
+    graphdef = split_model(make_model)
+    loss_fn = task.make_loss_fn(cfg)
+    return Trainer(cfg=cfg, task=task, data=data, mesh=mesh, cadence=cadence,
+                   schedule=make_schedule(cfg.optim, cadence.total), tx=tx, make_model=make_model,
+                   step_fn=jit_train_step(graphdef, tx, loss_fn, mesh), eval_fn=jit_eval_step(graphdef, loss_fn, mesh))
+
+
+def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_config_change: bool = False,
+          progress: bool = True) -> dict:
+    """Trains (or resumes) `cfg` in `workdir`; returns the results of the best-on-valid parameters."""
+    t = build_trainer(cfg, data_dir)
+    data, mesh, cadence, task = t.data, t.mesh, t.cadence, t.task
     run = RunDir(workdir)
     run.prepare(cfg, allow_config_change)
     run.save_artifacts(data.artifacts)
 
-    graphdef = split_model(make_model)
-    loss_fn = task.make_loss_fn(cfg)
-    step_fn = jit_train_step(graphdef, tx, loss_fn, mesh)
-    eval_fn = jit_eval_step(graphdef, loss_fn, mesh)
     ckpt = Checkpointer(workdir, cfg.train.max_to_keep)
     train_iter = iter(data.train)
-    target = abstract_state(make_model, tx, cfg.train.seed, mesh)
+    target = t.abstract_state()
 
     start = ckpt.latest_step()
     if start is None:
-        start, state, meta = 0, create_state(make_model, tx, cfg.train.seed, mesh), {"best": None}
+        start, state, meta = 0, t.init_state(), {"best": None}
     else:
         state, meta = ckpt.restore(start, target, train_iter)
         ckpt.drop_best_after(start)
@@ -108,7 +144,7 @@ def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_confi
     bar = tqdm(total=cadence.total, initial=start, disable=not progress, dynamic_ncols=True, unit="step")
     try:
         for step in range(start + 1, cadence.total + 1):
-            state, metrics = step_fn(state, parallel.put_batch(next(train_iter), mesh))
+            state, metrics = t.step_fn(state, parallel.put_batch(next(train_iter), mesh))
             pending.append((step, metrics))
             if sync:
                 jax.block_until_ready(state)
@@ -116,13 +152,12 @@ def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_confi
             evaluate_now = cadence.due(step, cadence.eval_every)
             save_now = cadence.due(step, cadence.checkpoint_every)
             if cadence.due(step, cadence.log_every) or evaluate_now or save_now:
-                record = _train_record(step, pending, task.summarize, float(schedule(step - 1)))
+                record = _train_record(step, pending, task.summarize, float(t.schedule(step - 1)))
                 pending.clear()
                 run.log(record)
                 bar.set_postfix(loss=f"{record['loss']:.4f}", acc=f"{record.get('accuracy', 0):.3f}")
             if evaluate_now:
-                meta = _evaluate_and_track(cfg, run, ckpt, eval_fn, state, data, mesh, task.summarize, step, meta,
-                                           bar)
+                meta = _evaluate_and_track(t, run, ckpt, state, step, meta, bar)
             if save_now:
                 ckpt.save(step, state, train_iter, meta)
     except NonFiniteLoss as e:
@@ -140,18 +175,20 @@ def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_confi
         ckpt.wait()
     best_params, best_meta = ckpt.restore_best(target.params)
     results = {"best_step": best_meta["step"]}
-    for split, batches in data.evals.items():
-        results[split] = evaluate(eval_fn, best_params, batches(), mesh, task.summarize)
+    for split in data.evals:
+        results[split] = t.evaluate(best_params, split)
     run.write_results(results)
     ckpt.close()
     return results
 
 
-def _evaluate_and_track(cfg, run, ckpt, eval_fn, state, data, mesh, summarize, step, meta, bar) -> dict:
+def _evaluate_and_track(t: Trainer, run: RunDir, ckpt: Checkpointer, state: TrainState, step: int, meta: dict,
+                        bar: tqdm) -> dict:
     """Scores the valid split; saves the parameters when they beat the best so far."""
-    if "valid" not in data.evals:
+    if "valid" not in t.data.evals:
         return meta
-    scores = evaluate(eval_fn, state.params, data.evals["valid"](), mesh, summarize)
+    cfg = t.cfg
+    scores = t.evaluate(state.params, "valid")
     run.log({"step": step, "split": "valid", **scores})
     value = scores[cfg.train.best_metric]
     bar.write(f"step {step}: valid " + " ".join(f"{k} {v:.4f}" for k, v in scores.items()))

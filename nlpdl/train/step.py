@@ -28,7 +28,7 @@ def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef, tx: op
     (_, sums), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = {**sums, "grad_norm_sum": optax.global_norm(grads), "steps": 1}
+    metrics = {**sums, "grad_norm_sum": optax.tree.norm(grads), "steps": 1}
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 

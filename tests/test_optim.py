@@ -1,0 +1,51 @@
+"""Optimizers and schedules from config."""
+
+import jax
+import jax.numpy as jnp
+import optax
+import pytest
+
+from nlpdl.config import OptimConfig
+from nlpdl.train.optim import make_optimizer, make_schedule
+
+
+@pytest.mark.parametrize("name,settings", [("sgd", dict(lr=0.1)), ("momentum", dict(lr=0.05)),
+                                           ("adagrad", dict(lr=0.5)), ("adadelta", dict(lr=1.0, eps=1e-3)),
+                                           ("adam", dict(lr=0.1)), ("adamw", dict(lr=0.1))])
+def test_each_optimizer_minimises_a_quadratic(name, settings):
+    tx = make_optimizer(OptimConfig(name=name, **settings), total_steps=200)
+    params = {"w": jnp.array([3.0, -2.0])}
+    state = tx.init(params)
+    loss = lambda p: jnp.sum((p["w"] - 1.0) ** 2)
+    start = loss(params)
+    for _ in range(200):
+        updates, state = tx.update(jax.grad(loss)(params), state, params)
+        params = optax.apply_updates(params, updates)
+    assert loss(params) < 0.05 * start
+
+
+def test_step_decay_schedule():
+    s = make_schedule(OptimConfig(lr=1.0, schedule="step", decay_rate=0.5, decay_every=10, decay_start=20), 100)
+    assert [float(s(i)) for i in (0, 19, 20, 29, 30, 40)] == [1.0, 1.0, 1.0, 1.0, 0.5, 0.25]
+
+
+def test_cosine_with_warmup():
+    s = make_schedule(OptimConfig(lr=2.0, schedule="cosine", warmup_steps=10), 110)
+    assert float(s(0)) == 0.0 and float(s(5)) == pytest.approx(1.0)
+    assert float(s(10)) == pytest.approx(2.0) and float(s(60)) == pytest.approx(1.0, rel=1e-3)
+    assert float(s(110)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_clipping_bounds_the_update():
+    tx = make_optimizer(OptimConfig(name="sgd", lr=1.0, clip_norm=1.0), 10)
+    grads = {"w": jnp.array([30.0, 40.0])}
+    updates, _ = tx.update(grads, tx.init(grads), grads)
+    assert float(optax.tree.norm(updates)) == pytest.approx(1.0)
+
+
+def test_weight_decay_shrinks_weights_without_gradient():
+    for name in ("sgd", "adamw"):
+        tx = make_optimizer(OptimConfig(name=name, lr=0.1, weight_decay=0.5), 10)
+        params = {"w": jnp.array([2.0])}
+        updates, _ = tx.update({"w": jnp.array([0.0])}, tx.init(params), params)
+        assert float(updates["w"][0]) < 0
