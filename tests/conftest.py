@@ -15,7 +15,8 @@ DATA = Path(os.environ.get("NLPDL_DATA_DIR") or REPO.parent / "shared" / "data")
 @pytest.fixture
 def data_dir() -> Path:
     """The real datasets (../shared/data or $NLPDL_DATA_DIR); tests that need them skip without them."""
-    if not (DATA / "mr" / "rt-polarity.pos").is_file():
+    if not all((DATA / name).is_file() for name in ("mr/rt-polarity.pos", "mr/rt-polarity.neg", "ptb/ptb.train.txt",
+                                                    "ptb/ptb.valid.txt", "ptb/ptb.test.txt")):
         pytest.skip(f"real datasets not found under {DATA}")
     return DATA
 

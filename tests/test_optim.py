@@ -16,7 +16,10 @@ def test_each_optimizer_minimises_a_quadratic(name, settings):
     tx = make_optimizer(OptimConfig(name=name, **settings), total_steps=200)
     params = {"w": jnp.array([3.0, -2.0])}
     state = tx.init(params)
-    loss = lambda p: jnp.sum((p["w"] - 1.0) ** 2)
+
+    def loss(p):
+        return jnp.sum((p["w"] - 1.0) ** 2)
+
     start = loss(params)
     for _ in range(200):
         updates, state = tx.update(jax.grad(loss)(params), state, params)

@@ -12,20 +12,6 @@ from nlpdl.data import sources
 from nlpdl.data.sources import (DATASETS, DataError, RemoteFile, dataset_file, kfold_split, read_mr, read_ptb,
                                 resolve_data_dir, verify_dataset)
 
-DATA = Path(os.environ.get("NLPDL_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
-
-@pytest.fixture
-def data_dir() -> Path:
-    if not all((DATA / ds / f.name).is_file() for ds in ("mr", "ptb") for f in DATASETS[ds]):
-        pytest.skip(f"real MR/PTB data not found under {DATA}")
-    return DATA
-
-
-@pytest.fixture(autouse=True)
-def no_download(monkeypatch):
-    monkeypatch.setenv("NLPDL_DOWNLOAD", "0")
-
 
 def test_read_mr_counts_and_latin1(data_dir):
     sentences, labels = read_mr(data_dir)

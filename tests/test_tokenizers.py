@@ -12,7 +12,8 @@ import sentencepiece as spm
 from nlpdl.data.sources import DataError, read_ptb
 from nlpdl.data.tokenizers import SentencePieceTokenizer, WordVocab, tokenize_words, train_sentencepiece
 
-DATA = Path(os.environ.get("NLPDL_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+from conftest import DATA
+
 BOTCHAN = DATA / "botchan" / "botchan.txt"
 
 
@@ -64,10 +65,8 @@ def test_word_vocab_load_bad(tmp_path, content):
         WordVocab.load(path)
 
 
-def test_word_vocab_ptb(tmp_path):
-    if not (DATA / "ptb" / "ptb.train.txt").is_file():
-        pytest.skip(f"PTB not found under {DATA}")
-    vocab = WordVocab.build([read_ptb(DATA, "train")])
+def test_word_vocab_ptb(data_dir):
+    vocab = WordVocab.build([read_ptb(data_dir, "train")])
     # PTB's own "<unk>" merges with the special, so 10,000 words + "<pad>".
     assert len(vocab) == 10_001 and vocab.encode(["<unk>"]).tolist() == [1]
 

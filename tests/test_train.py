@@ -16,6 +16,7 @@ import pytest
 
 from nlpdl import config as C
 from nlpdl import parallel
+from nlpdl.train.checkpoint import CheckpointError
 from nlpdl.train.loop import NonFiniteLoss, build_trainer, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -167,3 +168,14 @@ def test_sigkilled_run_resumes_bitwise_equal(data_dir, tmp_path):
         assert np.array_equal(a, b)
     assert (killed / "metrics.jsonl").read_text() == (reference / "metrics.jsonl").read_text()
     assert json.loads((killed / "results.json").read_text()) == json.loads((reference / "results.json").read_text())
+
+
+def test_checkpoint_of_another_shape_is_refused_naming_path_and_shapes(data_dir, tmp_path):
+    cfg = C.apply_overrides(C.get("xor:tiny"), ["train.steps=20"])
+    train(cfg, tmp_path, data_dir, progress=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("*.json*")}
+    wider = C.apply_overrides(cfg, ["model.hidden=16"])
+    with pytest.raises(CheckpointError, match=r"checkpoints/20 .* at params/hidden/0/\w+ it holds shape "
+                                              r"\((2, )?8,?\), the config gives \((2, )?16,?\)"):
+        train(wider, tmp_path, data_dir, progress=False, allow_config_change=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("*.json*")} == before  # nothing changed

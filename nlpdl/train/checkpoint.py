@@ -25,21 +25,38 @@ def _manager(path: Path, max_to_keep: int, async_save: bool) -> ocp.CheckpointMa
     return ocp.CheckpointManager(path.absolute(), options=options)
 
 
-def _describe_mismatch(abstract: Any, path: Path, step: int) -> str:
-    """Names the first tree path whose shape or dtype differs between the target and the saved metadata."""
-    try:
-        saved = ocp.CheckpointManager(path.absolute()).item_metadata(step)["state"]
-    except Exception:  # metadata unreadable: fall back to the generic message
-        return ""
-    saved_leaves = dict(jax.tree_util.tree_flatten_with_path(saved)[0])
-    for key, want in jax.tree_util.tree_flatten_with_path(abstract)[0]:
-        got = saved_leaves.get(key)
-        name = jax.tree_util.keystr(key)
-        if got is None:
-            return f" The checkpoint has no entry {name}."
-        if tuple(got.shape) != tuple(want.shape):
-            return f" At {name} the checkpoint has shape {tuple(got.shape)}, the config gives {tuple(want.shape)}."
-    return ""
+def _leaf_name(path: tuple) -> str:
+    """A tree path as "a/b/0", the same whether a level is a dict, a dataclass or a tuple."""
+    parts = []
+    for key in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(key, attr):
+                parts.append(str(getattr(key, attr)))
+                break
+    return "/".join(parts)
+
+
+def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+    return {_leaf_name(path): tuple(leaf.shape) for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _saved_shapes(step_dir: Path) -> dict[str, tuple[int, ...]]:
+    metadata = ocp.StandardCheckpointer().metadata(step_dir / "state").item_metadata
+    return _shapes(metadata.tree if hasattr(metadata, "tree") else metadata)
+
+
+def check_shapes(abstract_state: Any, step_dir: Path) -> None:
+    """Fails naming the first tree path whose saved shape differs from the one the config gives."""
+    saved, wanted = _saved_shapes(step_dir), _shapes(abstract_state)
+    for name in sorted(set(saved) & set(wanted)):
+        if saved[name] != wanted[name]:
+            raise CheckpointError(
+                f"checkpoint {step_dir} does not match this config: at {name} it holds shape {saved[name]}, the "
+                f"config gives {wanted[name]}. Train into a new --workdir, or use the config it was made with.")
+    missing = sorted(set(wanted) - set(saved))
+    if missing:
+        raise CheckpointError(f"checkpoint {step_dir} does not match this config: it has no {missing[0]}. Train "
+                              f"into a new --workdir, or use the config it was made with.")
 
 
 class Checkpointer:
@@ -57,15 +74,9 @@ class Checkpointer:
                                                          meta=ocp.args.JsonSave(meta)))
 
     def restore(self, step: int, abstract_state: Any, data_iter: grain.DatasetIterator) -> tuple[Any, dict]:
-        try:
-            out = self.latest.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract_state),
-                data=grain.checkpoint.CheckpointRestore(data_iter),
-                meta=ocp.args.JsonRestore()))
-        except (ValueError, KeyError, TypeError) as e:
-            detail = _describe_mismatch(abstract_state, self.dir, step)
-            raise CheckpointError(f"checkpoint {self.dir / str(step)} does not match this config.{detail} "
-                                  f"Train into a new --workdir, or restore the config it was made with.") from e
+        out = self.latest.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
+                                                                  data=grain.checkpoint.CheckpointRestore(data_iter),
+                                                                  meta=ocp.args.JsonRestore()))
         return out.state, dict(out.meta)
 
     def save_best(self, step: int, params: Any, meta: dict) -> None:

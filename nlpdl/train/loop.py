@@ -22,7 +22,7 @@ from nlpdl import config as C
 from nlpdl import parallel
 from nlpdl.models import build_model
 from nlpdl.tasks import TaskData, get_task
-from nlpdl.train.checkpoint import Checkpointer
+from nlpdl.train.checkpoint import Checkpointer, check_shapes
 from nlpdl.train.optim import make_optimizer, make_schedule
 from nlpdl.train.rundir import RunDir
 from nlpdl.train.state import TrainState, abstract_state, create_state, split_model
@@ -123,14 +123,16 @@ def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_confi
     t = build_trainer(cfg, data_dir)
     data, mesh, cadence, task = t.data, t.mesh, t.cadence, t.task
     run = RunDir(workdir)
-    run.prepare(cfg, allow_config_change)
+    run.check_config(cfg, allow_config_change)
+    ckpt = Checkpointer(workdir, cfg.train.max_to_keep)
+    target = t.abstract_state()
+    start = ckpt.latest_step()
+    if start is not None:
+        check_shapes(target, ckpt.dir / str(start))  # before anything in the dir changes
+    run.write_config(cfg)
     run.save_artifacts(data.artifacts)
 
-    ckpt = Checkpointer(workdir, cfg.train.max_to_keep)
     train_iter = iter(data.train)
-    target = t.abstract_state()
-
-    start = ckpt.latest_step()
     if start is None:
         start, state, meta = 0, t.init_state(), {"best": None}
     else:

@@ -36,29 +36,31 @@ class RunDir:
         self.metrics_path = path / "metrics.jsonl"
         self.results_path = path / "results.json"
 
-    def prepare(self, cfg: C.ExperimentConfig, allow_config_change: bool = False) -> None:
-        """Creates the dir and writes config.json, or checks it against the one already there."""
-        new = C.to_dict(cfg)
+    def check_config(self, cfg: C.ExperimentConfig, allow_config_change: bool = False) -> None:
+        """Refuses a dir that holds another config (unless allowed) or files that are not an nlpdl run."""
         if self.config_path.exists():
-            old = json.loads(self.config_path.read_text())
-            diff = _differences(old, new)
+            diff = _differences(json.loads(self.config_path.read_text()), C.to_dict(cfg))
             if diff and not allow_config_change:
                 raise C.ConfigError(
                     f"work dir {self.path} holds a run with a different config ({'; '.join(diff[:5])}). "
                     f"Use another --workdir, or pass --allow-config-change to continue this run with the new "
                     f"config (the old one is kept as config.N.json).")
-            if diff:
-                n = 1
-                while (self.path / f"config.{n}.json").exists():
-                    n += 1
-                os.replace(self.config_path, self.path / f"config.{n}.json")
-            else:
-                return
         elif self.path.exists() and any(self.path.iterdir()):
             raise C.ConfigError(f"{self.path} is not empty and holds no nlpdl run (no config.json); "
                                 f"choose an empty or new --workdir.")
+
+    def write_config(self, cfg: C.ExperimentConfig) -> None:
+        """Writes config.json; a different one already there is kept as config.N.json."""
+        text = C.dumps(cfg) + "\n"
+        if self.config_path.exists():
+            if json.loads(self.config_path.read_text()) == C.to_dict(cfg):
+                return
+            n = 1
+            while (self.path / f"config.{n}.json").exists():
+                n += 1
+            os.replace(self.config_path, self.path / f"config.{n}.json")
         self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.config_path, C.dumps(cfg) + "\n")
+        atomic_write_text(self.config_path, text)
 
     def save_artifacts(self, artifacts: dict[str, Any]) -> None:
         """Tokenizer files and the like, written once (they are derived from the config and the data)."""

@@ -1,0 +1,58 @@
+"""The classification task: MR splits, vocabulary from training data only, weighted loss and accuracy."""
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from nlpdl import config as C
+from nlpdl.tasks import classification
+
+
+def test_mr_splits_are_disjoint_and_sized_by_fold(data_dir):
+    cfg = C.get("mr_ffn:tiny")
+    data = classification.load_data(cfg, data_dir)
+    valid_rows = sum(int(b["weights"].sum()) for b in data.evals["valid"]())
+    test_rows = sum(int(b["weights"].sum()) for b in data.evals["test"]())
+    assert test_rows == 1067  # fold 0 of 10 over 10,662 sentences (array_split: first folds get one more)
+    assert data.train_size + valid_rows == 10662 - test_rows
+    assert valid_rows == round((10662 - test_rows) * cfg.data.valid_fraction)
+    assert set(data.evals) == {"valid", "test"}
+    vocab = data.artifacts["vocab.json"]
+    assert data.spec.vocab_size == len(vocab) and vocab.pad_id == 0
+    # Words seen only outside the training split are <unk>: the test split has some.
+    test_ids = np.concatenate([b["tokens"][b["weights"] > 0].ravel() for b in data.evals["test"]()])
+    assert (test_ids == vocab.unk_id).any()
+
+
+def test_other_folds_give_other_test_sets(data_dir):
+    cfg0 = C.get("mr_ffn:tiny")
+    cfg3 = C.apply_overrides(cfg0, ["data.fold=3"])
+    first = next(classification.load_data(cfg0, data_dir).evals["test"]())["tokens"]
+    other = next(classification.load_data(cfg3, data_dir).evals["test"]())["tokens"]
+    assert not np.array_equal(first, other)
+
+
+class _Fixed(nnx.Module):
+    def __init__(self, outputs):
+        self.outputs = outputs
+
+    def __call__(self, batch, *, train=False, rngs=None):
+        return self.outputs
+
+
+def test_loss_and_accuracy_ignore_zero_weight_rows():
+    cfg = C.get("xor")
+    loss_fn = classification.make_loss_fn(cfg)
+    outputs = jnp.array([[2.0, 0.0], [0.0, 2.0], [5.0, -5.0]])
+    batch = {"labels": jnp.array([0, 0, 1]), "weights": jnp.array([1.0, 1.0, 0.0])}
+    loss, sums = loss_fn(_Fixed(outputs), batch, train=False)
+    per_example = -jnp.log(jax_softmax(outputs)[jnp.arange(3), batch["labels"]])
+    assert float(sums["count"]) == 2 and float(sums["correct"]) == 1
+    np.testing.assert_allclose(float(sums["loss_sum"]), float(per_example[:2].sum()), rtol=1e-6)
+    np.testing.assert_allclose(float(loss), float(per_example[:2].mean()), rtol=1e-6)
+    assert classification.summarize({k: float(v) for k, v in sums.items()})["accuracy"] == 0.5
+
+
+def jax_softmax(x):
+    e = jnp.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)

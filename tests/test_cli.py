@@ -1,0 +1,67 @@
+"""The `nlpdl` command as a user types it."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def nlpdl(*args, cwd, env_extra=None, timeout=300):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "nlpdl.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_list_shows_each_experiment_with_one_line(tmp_path):
+    out = nlpdl("list", cwd=tmp_path)
+    assert out.returncode == 0
+    names = [line.split()[0] for line in out.stdout.splitlines()]
+    assert {"xor", "mr_ffn"} <= set(names)
+
+
+def test_show_prints_the_resolved_config_with_overrides(tmp_path):
+    out = nlpdl("show", "mr_ffn", "model.hidden=3", cwd=tmp_path)
+    assert out.returncode == 0
+    cfg = json.loads(out.stdout)
+    assert cfg["model"]["hidden"] == 3 and cfg["model"]["kind"] == "ffn" and cfg["name"] == "mr_ffn"
+
+
+def test_misspelt_key_fails_at_once_naming_the_key_and_writing_nothing(tmp_path):
+    start = time.time()
+    out = nlpdl("train", "mr_ffn", "model.hiden=3", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "model.hidden" in out.stderr and out.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+    assert time.time() - start < 30  # no data loading or compilation before the error
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "nosuch"], "unknown experiment"),
+    (["train", "mr_ffn", "optim.lr=-1"], "optim.lr=-1.0 must be > 0"),
+    (["train", "mr_ffn", "--data-dir", "/nonexistent/data"], "missing data file /nonexistent/data/mr/"),
+])
+def test_user_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
+    out = nlpdl(*args, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert message in out.stderr and out.stderr.startswith("nlpdl: error:") and out.stderr.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_on_eight_fake_devices_end_to_end(data_dir, tmp_path):
+    out = nlpdl("train", "mr_ffn:tiny", "data.batch_size=32", "data.eval_batch_size=256", "--workdir", "run",
+                "--data-dir", str(data_dir), "--no-progress", cwd=tmp_path,
+                env_extra={"XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "mr_ffn: test accuracy" in out.stdout
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["test"]["accuracy"] > 0.55
+
+
+def test_batch_that_does_not_divide_over_devices_is_refused(data_dir, tmp_path):
+    out = nlpdl("train", "mr_ffn:tiny", "--data-dir", str(data_dir), cwd=tmp_path,
+                env_extra={"XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"})
+    assert out.returncode == 2 and "data.batch_size=50 does not divide over 8 devices" in out.stderr
+    assert not (tmp_path / "runs").exists()
