@@ -7,7 +7,6 @@ import io
 import json
 import os
 import re
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -18,6 +17,7 @@ import numpy as np
 import sentencepiece as spm
 
 from nlpdl.data.sources import DataError, sha256_file
+from nlpdl.files import atomic_write_bytes
 
 _VOCAB_FORMAT = "nlpdl.WordVocab/1"
 # ASCII whitespace only: str.split() would also split on U+0085, which MR uses inside words.
@@ -27,18 +27,6 @@ _WORD_RE = re.compile(r"[^ \t\n\r\f\v]+")
 def tokenize_words(text: str) -> list[str]:
     """Split already-tokenised text on ASCII whitespace."""
     return _WORD_RE.findall(text)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so readers see either the old file or the complete new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 class WordVocab:

@@ -12,12 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nlpdl import config as C
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from nlpdl.files import atomic_write_text
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
