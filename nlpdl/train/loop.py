@@ -54,9 +54,11 @@ class Cadence:
 
 
 def evaluate(eval_fn, params, batches, mesh, summarize) -> dict[str, float]:
-    sums = None
+    sums, sync = None, parallel.needs_step_sync(mesh)
     for batch in batches:
         out = eval_fn(params, parallel.put_batch(batch, mesh))
+        if sync:
+            jax.block_until_ready(out)
         sums = out if sums is None else jax.tree.map(lambda a, b: a + b, sums, out)
     return summarize({k: float(v) for k, v in jax.device_get(sums).items()})
 
