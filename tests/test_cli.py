@@ -50,14 +50,19 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
     assert not (tmp_path / "runs").exists()
 
 
-def test_train_on_eight_fake_devices_end_to_end(data_dir, tmp_path):
-    out = nlpdl("train", "mr_ffn:tiny", "data.batch_size=32", "data.eval_batch_size=256", "--workdir", "run",
-                "--data-dir", str(data_dir), "--no-progress", cwd=tmp_path,
-                env_extra={"XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"})
+def test_train_on_eight_fake_devices_end_to_end_and_rerun_resumes(data_dir, tmp_path):
+    args = ("train", "mr_ffn:tiny", "data.batch_size=32", "data.eval_batch_size=256", "--workdir", "run",
+            "--data-dir", str(data_dir), "--no-progress")
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    out = nlpdl(*args, cwd=tmp_path, env_extra=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "mr_ffn: test accuracy" in out.stdout
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["test"]["accuracy"] > 0.55
+    again = nlpdl(*args, cwd=tmp_path, env_extra=env)  # a relative work dir, finished: resumes, trains nothing
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resumed run from step 60" in again.stdout
+    assert json.loads((tmp_path / "run" / "results.json").read_text()) == results
 
 
 def test_batch_that_does_not_divide_over_devices_is_refused(data_dir, tmp_path):

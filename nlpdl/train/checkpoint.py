@@ -7,6 +7,7 @@ in their shardings.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +41,25 @@ def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
     return {_leaf_name(path): tuple(leaf.shape) for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
-def _saved_shapes(step_dir: Path) -> dict[str, tuple[int, ...]]:
-    metadata = ocp.StandardCheckpointer().metadata(step_dir / "state").item_metadata
+def _saved_shapes(step_dir: Path) -> dict[str, tuple[int, ...]] | None:
+    """Shapes recorded in a saved state, or None where orbax cannot read its metadata."""
+    absl_log = logging.getLogger("absl")
+    level = absl_log.level
+    absl_log.setLevel(logging.ERROR)  # orbax warns that the per-item metadata file it does not need is absent
+    try:
+        metadata = ocp.StandardCheckpointer().metadata(step_dir.absolute() / "state").item_metadata
+    finally:
+        absl_log.setLevel(level)
+    if metadata is None:
+        return None
     return _shapes(metadata.tree if hasattr(metadata, "tree") else metadata)
 
 
 def check_shapes(abstract_state: Any, step_dir: Path) -> None:
     """Fails naming the first tree path whose saved shape differs from the one the config gives."""
     saved, wanted = _saved_shapes(step_dir), _shapes(abstract_state)
+    if saved is None:  # the restore itself will then fail or succeed on its own terms
+        return
     for name in sorted(set(saved) & set(wanted)):
         if saved[name] != wanted[name]:
             raise CheckpointError(
