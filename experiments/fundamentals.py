@@ -10,7 +10,7 @@ def xor(variant: str) -> ExperimentConfig:
         name="xor",
         description="2-layer ReLU network on XOR",
         task=TaskConfig(loss="cross_entropy"),
-        data=DataConfig(dataset="xor", batch_size=0, eval_batch_size=4),
+        data=DataConfig(dataset="xor", full_batch=True, eval_batch_size=4),
         model=FFNConfig(input="features", hidden=8, num_layers=1, activation="relu"),
         optim=OptimConfig(name="sgd", lr=0.5),
         train=TrainConfig(steps=60 if variant == "tiny" else 500, eval_every=20 if variant == "tiny" else 100,

@@ -42,7 +42,8 @@ class DataConfig:
     min_count: int = _positive(1)
     max_vocab: int = _nonneg(0)  # 0: no limit
     max_len: int = _positive(64)
-    batch_size: int = _nonneg(50)  # 0: the whole training set in one batch (gradient descent)
+    batch_size: int = _positive(50)
+    full_batch: bool = False  # the whole training set in every batch (gradient descent); ignores batch_size
     eval_batch_size: int = _positive(512)
     num_folds: int = _positive(10)
     fold: int = _nonneg(0)

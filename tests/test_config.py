@@ -30,9 +30,9 @@ def test_unknown_variant_lists_variants():
 
 def test_override_sets_typed_values():
     cfg = C.apply_overrides(C.get("mr_ffn"), ["model.hidden=3", "optim.lr=0.5", "optim.name=sgd",
-                                              "data.batch_size=0", "model.activation=tanh"])
+                                              "data.full_batch=true", "model.activation=tanh"])
     assert cfg.model.hidden == 3 and isinstance(cfg.model.hidden, int)
-    assert cfg.optim.lr == 0.5 and cfg.optim.name == "sgd" and cfg.data.batch_size == 0
+    assert cfg.optim.lr == 0.5 and cfg.optim.name == "sgd" and cfg.data.full_batch is True
     assert cfg.model.activation == "tanh"
     assert C.get("mr_ffn").model.hidden != 3  # the registered config is untouched
 
@@ -48,6 +48,8 @@ def test_unknown_key_names_the_close_match():
     ("model.activation=rleu", "did you mean 'relu'"),
     ("optim.lr=-1", "must be > 0"),
     ("data.max_len=0", "must be >= 1"),
+    ("data.batch_size=0", "data.batch_size=0 must be >= 1"),
+    ("data.full_batch=maybe", "not a valid bool"),
     ("train.steps=100", "exactly one of train.epochs and train.steps"),
     ("model.kind=cnn", "fixed by the experiment"),
     ("model.hidden", "key.path=value"),

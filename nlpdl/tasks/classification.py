@@ -53,7 +53,7 @@ def load_data(cfg: ExperimentConfig, data_dir: Path) -> TaskData:
     splits, num_classes, artifacts = DATASETS[cfg.data.dataset](cfg, data_dir)
     train = splits["train"]
     train_size = len(train["labels"])
-    batch_size = cfg.data.batch_size or train_size  # 0: full-batch gradient descent
+    batch_size = train_size if cfg.data.full_batch else cfg.data.batch_size
     if batch_size > train_size:
         raise DataError(f"data.batch_size={batch_size} exceeds the {train_size} training examples: lower it.")
     vocab = artifacts.get("vocab.json")
@@ -76,7 +76,9 @@ def make_loss_fn(cfg: ExperimentConfig):
         count = jnp.sum(weights_B)
         loss_sum = jnp.sum(loss.fn(outputs, batch["labels"]) * weights_B)
         correct = jnp.sum((loss.predict(outputs) == batch["labels"]) * weights_B)
-        return loss_sum / jnp.maximum(count, 1.0), {"loss_sum": loss_sum, "correct": correct, "count": count}
+        tokens = jnp.sum(batch["lengths"] * weights_B) if "lengths" in batch else count
+        sums = {"loss_sum": loss_sum, "correct": correct, "count": count, "tokens": tokens}
+        return loss_sum / jnp.maximum(count, 1.0), sums
 
     return loss_fn
 

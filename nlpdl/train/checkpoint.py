@@ -8,6 +8,8 @@ in their shardings.
 from __future__ import annotations
 
 import logging
+import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,10 @@ import orbax.checkpoint as ocp
 
 class CheckpointError(Exception):
     """A checkpoint that cannot be used with this config."""
+
+
+class DamagedCheckpointWarning(UserWarning):
+    """A checkpoint that could not be read was set aside and an older one used."""
 
 
 def _manager(path: Path, max_to_keep: int, async_save: bool) -> ocp.CheckpointManager:
@@ -84,6 +90,37 @@ class Checkpointer:
         self.latest.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                          data=grain.checkpoint.CheckpointSave(data_iter),
                                                          meta=ocp.args.JsonSave(meta)))
+
+    def restore_latest(self, abstract_state: Any, data_iter: grain.DatasetIterator) -> tuple[int | None, Any, dict]:
+        """The newest step that reads back whole, as (step, state, meta); (None, None, None) if none does.
+
+        A step that fails to read (truncated or corrupt files) is moved to `damaged/` with a warning and the
+        one before it is tried; a step whose shapes differ from the config is an error, not damage.
+        """
+        for step in sorted(self.latest.all_steps(), reverse=True):
+            step_dir = self.dir / str(step)
+            try:
+                check_shapes(abstract_state, step_dir)
+                state, meta = self.restore(step, abstract_state, data_iter)
+                return step, state, meta
+            except CheckpointError:
+                raise
+            except Exception as err:  # noqa: BLE001 - whatever orbax, tensorstore or grain raise on bad bytes
+                kept = self._set_aside(step_dir)
+                warnings.warn(f"checkpoint {step_dir} is damaged ({type(err).__name__}: {str(err)[:200]}); moved "
+                              f"it to {kept} and trying the previous one.", DamagedCheckpointWarning, stacklevel=2)
+        return None, None, None
+
+    def _set_aside(self, step_dir: Path) -> Path:
+        damaged = self.dir.parent / "damaged"
+        damaged.mkdir(exist_ok=True)
+        dest = damaged / f"checkpoint-{step_dir.name}"
+        n = 1
+        while dest.exists():
+            dest, n = damaged / f"checkpoint-{step_dir.name}.{n}", n + 1
+        os.replace(step_dir, dest)
+        self.latest.reload()
+        return dest
 
     def restore(self, step: int, abstract_state: Any, data_iter: grain.DatasetIterator) -> tuple[Any, dict]:
         out = self.latest.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),

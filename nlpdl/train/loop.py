@@ -6,6 +6,7 @@ Resume order: the work dir's latest complete checkpoint, else a fresh start from
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -22,7 +23,7 @@ from nlpdl import config as C
 from nlpdl import parallel
 from nlpdl.models import build_model
 from nlpdl.tasks import TaskData, get_task
-from nlpdl.train.checkpoint import Checkpointer, check_shapes
+from nlpdl.train.checkpoint import Checkpointer
 from nlpdl.train.optim import make_optimizer, make_schedule
 from nlpdl.train.rundir import RunDir
 from nlpdl.train.state import TrainState, abstract_state, create_state, split_model
@@ -63,15 +64,13 @@ def evaluate(eval_fn, params, batches, mesh, summarize) -> dict[str, float]:
     return summarize({k: float(v) for k, v in jax.device_get(sums).items()})
 
 
-def _train_record(step: int, pending: list[tuple[int, dict]], summarize, lr: float) -> dict:
+def _sum_checked(pending: list[tuple[int, dict]]) -> dict[str, float]:
     """Sums the metrics of the steps since the last record; stops on the first non-finite loss."""
     host = jax.device_get([m for _, m in pending])
-    for (s, _), m in zip(pending, host):
+    for (step, _), m in zip(pending, host):
         if not np.isfinite(m["loss_sum"]):
-            raise NonFiniteLoss(s)
-    sums = {k: float(sum(m[k] for m in host)) for k in host[0]}
-    return {"step": step, "split": "train", **summarize(sums),
-            "grad_norm": sums["grad_norm_sum"] / sums["steps"], "lr": lr}
+            raise NonFiniteLoss(step)
+    return {k: float(sum(m[k] for m in host)) for k in host[0]}
 
 
 @dataclass(frozen=True)
@@ -128,24 +127,22 @@ def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_confi
     run.check_config(cfg, allow_config_change)
     ckpt = Checkpointer(workdir, cfg.train.max_to_keep)
     target = t.abstract_state()
-    start = ckpt.latest_step()
-    if start is not None:
-        check_shapes(target, ckpt.dir / str(start))  # before anything in the dir changes
-    run.write_config(cfg)
-    run.save_artifacts(data.artifacts)
-
     train_iter = iter(data.train)
+    start, state, meta = ckpt.restore_latest(target, train_iter)  # before anything in the dir changes
     if start is None:
         start, state, meta = 0, t.init_state(), {"best": None}
     else:
-        state, meta = ckpt.restore(start, target, train_iter)
-        ckpt.drop_best_after(start)
-        run.truncate_metrics(start)
         print(f"resumed {workdir} from step {start}")
+    run.write_config(cfg)
+    run.save_artifacts(data.artifacts)
+    # What a killed run wrote after its last complete checkpoint is written again, identically.
+    ckpt.drop_best_after(start)
+    run.truncate_metrics(start)
 
     sync = parallel.needs_step_sync(mesh)
     pending: list[tuple[int, dict]] = []
     bar = tqdm(total=cadence.total, initial=start, disable=not progress, dynamic_ncols=True, unit="step")
+    clock = time.perf_counter()
     try:
         for step in range(start + 1, cadence.total + 1):
             state, metrics = t.step_fn(state, parallel.put_batch(next(train_iter), mesh))
@@ -156,10 +153,14 @@ def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_confi
             evaluate_now = cadence.due(step, cadence.eval_every)
             save_now = cadence.due(step, cadence.checkpoint_every)
             if cadence.due(step, cadence.log_every) or evaluate_now or save_now:
-                record = _train_record(step, pending, task.summarize, float(t.schedule(step - 1)))
+                sums = _sum_checked(pending)
                 pending.clear()
+                record = {"step": step, "split": "train", **task.summarize(sums),
+                          "grad_norm": sums["grad_norm_sum"] / sums["steps"], "lr": float(t.schedule(step - 1))}
                 run.log(record)
-                bar.set_postfix(loss=f"{record['loss']:.4f}", acc=f"{record.get('accuracy', 0):.3f}")
+                now = time.perf_counter()
+                bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{sums['tokens'] / (now - clock):.0f}")
+                clock = now
             if evaluate_now:
                 meta = _evaluate_and_track(t, run, ckpt, state, step, meta, bar)
             if save_now:
@@ -172,6 +173,7 @@ def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_confi
             f"optim.clip_norm, then train into a new --workdir.") from None
     finally:
         bar.close()
+        run.close()
     ckpt.wait()
 
     if ckpt.best_step() is None:  # no valid split: the final parameters are the result

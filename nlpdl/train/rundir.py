@@ -13,6 +13,7 @@ from typing import Any
 
 from nlpdl import config as C
 from nlpdl.files import atomic_write_text
+from nlpdl.report.runs import read_metrics
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -30,6 +31,8 @@ class RunDir:
         self.config_path = path / "config.json"
         self.metrics_path = path / "metrics.jsonl"
         self.results_path = path / "results.json"
+        self._tb = None
+        self._tb_purge_step: int | None = None
 
     def check_config(self, cfg: C.ExperimentConfig, allow_config_change: bool = False) -> None:
         """Refuses a dir that holds another config (unless allowed) or files that are not an nlpdl run."""
@@ -63,19 +66,34 @@ class RunDir:
             if not (self.path / name).exists():
                 obj.save(self.path / name)
 
-    def read_metrics(self) -> list[dict]:
-        if not self.metrics_path.exists():
-            return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
-
     def truncate_metrics(self, step: int) -> None:
-        """Drops records after `step`: a resumed run writes them again, identically."""
-        kept = [r for r in self.read_metrics() if r["step"] <= step]
+        """Keeps the records up to `step`; a resumed run writes the later ones again, identically.
+
+        TensorBoard events after `step` are purged the same way when the writer opens.
+        """
+        kept = [r for r in read_metrics(self.path) if r["step"] <= step] if self.metrics_path.exists() else []
         atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+        self._tb_purge_step = step + 1
 
     def log(self, record: dict) -> None:
         with self.metrics_path.open("a") as f:
             f.write(json.dumps(record) + "\n")
+        self._log_tensorboard(record)
+
+    def _log_tensorboard(self, record: dict) -> None:
+        if self._tb is None:
+            from tensorboardX import SummaryWriter  # only runs that log pay for the import
+
+            self._tb = SummaryWriter(str(self.path / "tb"), purge_step=self._tb_purge_step,
+                                     flush_secs=30)
+        for key, value in record.items():
+            if key not in ("step", "split") and isinstance(value, (int, float)):
+                self._tb.add_scalar(f"{record['split']}/{key}", value, record["step"])
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
 
     def write_results(self, results: dict) -> None:
         atomic_write_text(self.results_path, json.dumps(results, indent=2) + "\n")

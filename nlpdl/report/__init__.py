@@ -1,0 +1,1 @@
+"""Reading finished runs and sweeps back: metric curves, seed-pooled summaries, report.md and PNG figures."""
