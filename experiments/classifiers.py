@@ -1,10 +1,20 @@
 """Text classifiers. `mr_ffn`: a feed-forward net over averaged word embeddings on MR."""
 
-from nlpdl.config import (DataConfig, ExperimentConfig, OptimConfig, TaskConfig, TrainConfig, register)
+from nlpdl.config import DataConfig, ExperimentConfig, OptimConfig, Sweep, TaskConfig, TrainConfig, register
 from nlpdl.models.ffn import FFNConfig
 
 
-@register("mr_ffn", "feed-forward classifier over averaged word embeddings, MR (test = CV fold 0)")
+MR_FFN_SWEEPS = {
+    "activations": Sweep(grid={"model.activation": ("sigmoid", "tanh", "relu", "leaky_relu")}, seeds=3),
+    # each optimizer at a learning rate that suits it
+    "optimizers": Sweep(zip={"optim.name": ("sgd", "momentum", "adagrad", "adadelta", "adam"),
+                             "optim.lr": ("0.5", "0.05", "0.1", "1.0", "0.001")}, seeds=3),
+    "depth": Sweep(grid={"model.num_layers": ("0", "1", "2", "3")}, seeds=3),
+}
+
+
+@register("mr_ffn", "feed-forward classifier over averaged word embeddings, MR (test = CV fold 0)",
+          sweeps=MR_FFN_SWEEPS)
 def mr_ffn(variant: str) -> ExperimentConfig:
     tiny = variant == "tiny"
     return ExperimentConfig(

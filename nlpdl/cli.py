@@ -21,6 +21,25 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--allow-config-change", action="store_true",
                        help="continue a run whose saved config differs (the old config is kept)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep = sub.add_parser("sweep", help="train every point of an ablation, then write its report")
+    sweep.add_argument("name")
+    sweep.add_argument("overrides", nargs="*", help="key.path=value, applied to every point")
+    sweep.add_argument("--sweep", help="a sweep declared beside the experiment")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                       help="an axis; several --grid axes form their product")
+    sweep.add_argument("--zip", action="append", default=[], metavar="KEY=V1,V2",
+                       help="axes taken in lockstep (equal lengths), crossed with the grid")
+    sweep.add_argument("--seeds", type=int, help="seeds per point (train.seed = 0..N-1)")
+    sweep.add_argument("--sweep-dir", help="where the points' run dirs go (default: runs/sweeps/...)")
+    sweep.add_argument("--emit", action="store_true", help="print one `nlpdl train` line per point, run nothing")
+    sweep.add_argument("--data-dir")
+    sweep.add_argument("--no-progress", action="store_true")
+    report = sub.add_parser("report", help="markdown table and PNG plots of a sweep")
+    report.add_argument("sweep_dir")
+    plot = sub.add_parser("plot", help="train/valid curves of one or more runs as a PNG")
+    plot.add_argument("run_dirs", nargs="+")
+    plot.add_argument("--out", default="curves.png", help="PNG to write (default: curves.png)")
+    plot.add_argument("--metrics", help="comma-separated metrics (default: loss, accuracy, perplexity as logged)")
     return parser
 
 
@@ -36,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "train":
             commands.train(args.name, args.overrides, workdir=args.workdir, data_dir=args.data_dir,
                            allow_config_change=args.allow_config_change, progress=not args.no_progress)
+        elif args.command == "sweep":
+            commands.sweep(args.name, args.overrides, declared=args.sweep, grid=args.grid, zipped=args.zip,
+                           seeds=args.seeds, sweep_dir=args.sweep_dir, emit=args.emit, data_dir=args.data_dir,
+                           progress=not args.no_progress)
+        elif args.command == "report":
+            commands.report(args.sweep_dir)
+        elif args.command == "plot":
+            commands.plot(args.run_dirs, args.out, args.metrics)
     except commands.USER_ERRORS as e:
         print(f"nlpdl: error: {e}", file=sys.stderr)
         return 2

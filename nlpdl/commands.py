@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from nlpdl import config as C
+from nlpdl import sweeps
 from nlpdl.data.sources import DataError, resolve_data_dir
 from nlpdl.parallel import MeshError
 from nlpdl.train.checkpoint import CheckpointError
@@ -31,9 +31,7 @@ def show(name: str, overrides: list[str]) -> None:
 
 def default_workdir(name: str, overrides: list[str]) -> Path:
     """runs/NAME, plus the overrides, so each distinct config gets its own dir."""
-    suffix = ",".join(overrides)
-    label = name.replace(":", "-") + (f",{suffix}" if suffix else "")
-    return Path("runs") / re.sub(r"[^A-Za-z0-9_.,=+-]", "_", label)
+    return Path("runs") / sweeps.safe_name(",".join([name.replace(":", "-"), *overrides]))
 
 
 def train(name: str, overrides: list[str], *, workdir: str | None = None, data_dir: str | None = None,
@@ -48,3 +46,37 @@ def train(name: str, overrides: list[str], *, workdir: str | None = None, data_d
             print(f"{cfg.name}: {split} {metric} {results[split][metric]:.4f} "
                   f"(best valid at step {results['best_step']}; run dir {path})")
     return results
+
+
+def sweep(name: str, overrides: list[str], *, declared: str | None = None, grid: list[str] = (),
+          zipped: list[str] = (), seeds: int | None = None, sweep_dir: str | None = None, emit: bool = False,
+          data_dir: str | None = None, progress: bool = True) -> None:
+    spec = sweeps.resolve_sweep(name, declared, list(grid), list(zipped), seeds, overrides)
+    path = Path(sweep_dir) if sweep_dir else sweeps.default_sweep_dir(name, declared, spec)
+    if emit:
+        print("\n".join(sweeps.emit_lines(name, spec, path)))
+        return
+    written = sweeps.run_sweep(name, spec, path, resolve_data_dir(data_dir), progress=progress)
+    print("report: " + ", ".join(str(p) for p in written))
+
+
+def report(sweep_dir: str) -> None:
+    from nlpdl.report.sweeps import write_report
+
+    path = Path(sweep_dir)
+    if not (path / "sweep.json").is_file():
+        raise C.ConfigError(f"{path} is not a sweep dir (no sweep.json); pass the dir `nlpdl sweep` wrote.")
+    print("\n".join(str(p) for p in write_report(path)))
+
+
+def plot(run_dirs: list[str], out: str, metrics: str | None) -> None:
+    from nlpdl.report.plots import plot_runs
+
+    for d in run_dirs:
+        if not (Path(d) / "metrics.jsonl").is_file():
+            raise C.ConfigError(f"{d} is not a run dir (no metrics.jsonl); pass dirs that `nlpdl train` wrote.")
+    chosen = [m.strip() for m in metrics.split(",")] if metrics else None
+    try:
+        print(plot_runs([Path(d) for d in run_dirs], Path(out), chosen))
+    except ValueError as e:
+        raise C.ConfigError(str(e)) from None

@@ -119,23 +119,36 @@ def register_model_config(cls: type[ModelConfig]) -> type[ModelConfig]:
 
 
 @dataclass(frozen=True)
+class Sweep:
+    """An ablation as data: the product of `grid`, crossed with the `zip` axes taken in lockstep, x seeds."""
+
+    grid: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    zip: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    seeds: int = 1
+    overrides: tuple[str, ...] = ()  # applied to every point
+
+
+@dataclass(frozen=True)
 class Experiment:
     name: str
     description: str
     make: Callable[[str], ExperimentConfig]
     variants: tuple[str, ...]
+    sweeps: dict[str, Sweep]
 
 
 _EXPERIMENTS: dict[str, Experiment] = {}
 
 
-def register(name: str, description: str, variants: tuple[str, ...] = ("tiny",)):
-    """Decorator: `make(variant)` builds the config; variant "" is the real experiment."""
+def register(name: str, description: str, variants: tuple[str, ...] = ("tiny",),
+             sweeps: dict[str, Sweep] | None = None):
+    """Decorator: `make(variant)` builds the config; variant "" is the real experiment. `sweeps` are the
+    ablations declared beside it, run with `nlpdl sweep NAME --sweep SWEEP`."""
 
     def wrap(make: Callable[[str], ExperimentConfig]):
         if name in _EXPERIMENTS and _EXPERIMENTS[name].make is not make:
             raise ValueError(f"experiment {name!r} registered twice")
-        _EXPERIMENTS[name] = Experiment(name, description, make, ("",) + tuple(variants))
+        _EXPERIMENTS[name] = Experiment(name, description, make, ("",) + tuple(variants), dict(sweeps or {}))
         return make
 
     return wrap
@@ -149,15 +162,21 @@ def load_experiments() -> dict[str, Experiment]:
     return dict(sorted(_EXPERIMENTS.items()))
 
 
-def get(spec: str) -> ExperimentConfig:
-    """Resolves "name" or "name:variant" to its config."""
+def experiment(spec: str) -> Experiment:
+    """The registered experiment of "name" or "name:variant"."""
     experiments = load_experiments()
-    name, _, variant = spec.partition(":")
+    name = spec.partition(":")[0]
     if name not in experiments:
         close = difflib.get_close_matches(name, experiments, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(f"unknown experiment {name!r}.{hint} Run `nlpdl list` to see them all.")
-    exp = experiments[name]
+    return experiments[name]
+
+
+def get(spec: str) -> ExperimentConfig:
+    """Resolves "name" or "name:variant" to its config."""
+    exp = experiment(spec)
+    name, _, variant = spec.partition(":")
     if variant not in exp.variants:
         shown = ", ".join(f"{name}:{v}" if v else name for v in exp.variants)
         raise ConfigError(f"experiment {name!r} has no variant {variant!r}; choose one of: {shown}.")

@@ -2,7 +2,6 @@
 (during saves too) resume bit-exact."""
 
 import json
-import os
 import random
 import signal
 import subprocess

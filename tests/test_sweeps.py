@@ -1,0 +1,70 @@
+"""Sweeps: expansion, early validation, --emit, and a 2x2x2-seed sweep that reports and skips on re-run."""
+
+import json
+
+import pytest
+
+from nlpdl import commands
+from nlpdl import config as C
+from nlpdl import sweeps
+
+
+def test_expand_crosses_grid_with_zip_and_seeds():
+    sweep = C.Sweep(grid={"model.activation": ("relu", "tanh")}, zip={"optim.name": ("sgd", "adam"),
+                                                                       "optim.lr": ("0.5", "0.001")}, seeds=2)
+    points = sweeps.expand(sweep)
+    assert len(points) == 2 * 2 * 2
+    assert points[0].values == {"model.activation": "relu", "optim.name": "sgd", "optim.lr": "0.5"}
+    assert points[0].overrides == ["model.activation=relu", "optim.name=sgd", "optim.lr=0.5", "train.seed=0"]
+    assert {(p.values["optim.name"], p.values["optim.lr"]) for p in points} == {("sgd", "0.5"), ("adam", "0.001")}
+    assert len({p.name for p in points}) == len(points)
+
+
+def test_zip_axes_of_unequal_length_are_refused():
+    with pytest.raises(C.ConfigError, match="equal lengths"):
+        sweeps.expand(C.Sweep(zip={"optim.name": ("sgd", "adam"), "optim.lr": ("0.1",)}))
+
+
+def test_declared_sweep_resolves_and_command_line_extends_it():
+    sweep = sweeps.resolve_sweep("mr_ffn", "activations", ["optim.lr=0.001,0.01"], [], None, [])
+    assert sweep.seeds == 3 and set(sweep.grid) == {"model.activation", "optim.lr"}
+    assert len(sweeps.plan("mr_ffn", sweep)) == 4 * 2 * 3
+    with pytest.raises(C.ConfigError, match="declares no sweep 'nope'.*activations"):
+        sweeps.resolve_sweep("mr_ffn", "nope", [], [], None, [])
+
+
+def test_a_bad_point_fails_before_anything_runs(tmp_path, capsys):
+    with pytest.raises(C.ConfigError, match="model.activation='rleu'"):
+        commands.sweep("xor:tiny", [], grid=["model.activation=relu,rleu"], sweep_dir=str(tmp_path / "s"))
+    assert not (tmp_path / "s").exists()
+
+
+def test_emit_prints_one_train_line_per_point_and_runs_nothing(tmp_path, capsys):
+    commands.sweep("xor:tiny", ["train.steps=20"], grid=["model.hidden=4,8"], seeds=2,
+                   sweep_dir=str(tmp_path / "s"), emit=True)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and all(line.startswith("nlpdl train xor:tiny train.steps=20 model.hidden=") for line in lines)
+    assert lines[1].endswith(f"train.seed=1 --workdir {tmp_path}/s/model.hidden=4,seed=1")
+    assert not (tmp_path / "s").exists()
+
+
+def test_two_by_two_by_two_seed_sweep_reports_and_a_rerun_skips_every_point(data_dir, tmp_path, capsys):
+    args = dict(grid=["model.hidden=4,8", "optim.lr=0.1,0.5"], seeds=2, sweep_dir=str(tmp_path / "s"),
+                data_dir=str(data_dir), progress=False)
+    commands.sweep("xor:tiny", ["train.steps=20"], **args)
+    sweep_dir = tmp_path / "s"
+    manifest = json.loads((sweep_dir / "sweep.json").read_text())
+    assert len(manifest["points"]) == 8
+    finished = sorted(sweep_dir.glob("*/results.json"))
+    assert len(finished) == 8
+    report = (sweep_dir / "report.md").read_text()
+    assert report.count("2/2") == 4 and "| model.hidden | optim.lr | seeds |" in report
+    for png in ("accuracy.png", "curves.png"):
+        assert (sweep_dir / png).read_bytes().startswith(b"\x89PNG")
+    stamps = {p: p.stat().st_mtime_ns for p in finished}
+    capsys.readouterr()
+    commands.sweep("xor:tiny", ["train.steps=20"], **args)
+    assert capsys.readouterr().out.count("finished, skipped") == 8
+    assert {p: p.stat().st_mtime_ns for p in finished} == stamps
+    with pytest.raises(C.ConfigError, match="holds a different sweep"):
+        commands.sweep("xor:tiny", ["train.steps=20"], **{**args, "seeds": 3})
