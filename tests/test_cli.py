@@ -41,6 +41,8 @@ def test_misspelt_key_fails_at_once_naming_the_key_and_writing_nothing(tmp_path)
 @pytest.mark.parametrize("args,message", [
     (["train", "nosuch"], "unknown experiment"),
     (["train", "mr_ffn", "optim.lr=-1"], "optim.lr=-1.0 must be > 0"),
+    (["train", "mr_ffn", "data.batch_size=0"], "data.batch_size=0 must be >= 1"),
+    (["train", "mr_ffn", "train.epochs=two"], "train.epochs='two' is not a valid int"),
     (["train", "mr_ffn", "--data-dir", "/nonexistent/data"], "missing data file /nonexistent/data/mr/"),
 ])
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
@@ -69,4 +71,14 @@ def test_batch_that_does_not_divide_over_devices_is_refused(data_dir, tmp_path):
     out = nlpdl("train", "mr_ffn:tiny", "--data-dir", str(data_dir), cwd=tmp_path,
                 env_extra={"XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"})
     assert out.returncode == 2 and "data.batch_size=50 does not divide over 8 devices" in out.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_empty_data_file_is_one_line_error_with_exit_code_2(data_dir, tmp_path):
+    (tmp_path / "data" / "mr").mkdir(parents=True)
+    (tmp_path / "data" / "mr" / "rt-polarity.neg").write_bytes(b"")
+    (tmp_path / "data" / "mr" / "rt-polarity.pos").write_bytes((data_dir / "mr" / "rt-polarity.pos").read_bytes())
+    out = nlpdl("train", "mr_ffn", "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "rt-polarity.neg is empty" in out.stderr
     assert not (tmp_path / "runs").exists()

@@ -99,3 +99,13 @@ def test_runs_killed_at_ten_random_moments_resume_bit_exact(data_dir, tmp_path):
     assert during_save >= 3
     for run in finished:
         _assert_same_run(reference, run, 400)
+
+
+def test_two_runs_with_the_same_seed_log_identical_metrics(data_dir, tmp_path):
+    cfg = C.apply_overrides(C.get("mr_ffn:tiny"), ["model.dropout=0.3"])
+    for name in ("a", "b"):
+        train(cfg, tmp_path / name, data_dir, progress=False)
+    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
+    other = C.apply_overrides(cfg, ["train.seed=1"])
+    train(other, tmp_path / "c", data_dir, progress=False)
+    assert (tmp_path / "a" / "metrics.jsonl").read_text() != (tmp_path / "c" / "metrics.jsonl").read_text()

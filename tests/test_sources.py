@@ -147,3 +147,10 @@ def test_kfold_partitions():
 def test_kfold_bad_args(n, k, fold):
     with pytest.raises(DataError):
         kfold_split(n, k, fold)
+
+
+def test_undecodable_ptb_bytes_name_the_file_and_line(tmp_path):
+    (tmp_path / "ptb").mkdir()
+    (tmp_path / "ptb" / "ptb.valid.txt").write_bytes(b" a b\n c \xff d\n")
+    with pytest.raises(DataError, match=r"ptb.valid.txt line 2 is not UTF-8.*sha256"):
+        read_ptb(tmp_path, "valid")

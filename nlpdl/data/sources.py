@@ -174,9 +174,14 @@ def read_ptb(data_dir: Path, split: str) -> list[str]:
     """Word tokens of PTB `split` with "<eos>" after every line."""
     if split not in PTB_SPLITS:
         raise DataError(f"unknown PTB split {split!r}: use one of {', '.join(PTB_SPLITS)}.")
+    path = dataset_file(data_dir, "ptb", f"ptb.{split}.txt")
     tokens: list[str] = []
-    for line in _read_lines(dataset_file(data_dir, "ptb", f"ptb.{split}.txt")):
-        tokens += line.decode("utf-8").split()
+    for number, line in enumerate(_read_lines(path), 1):
+        try:
+            tokens += line.decode("utf-8").split()
+        except UnicodeDecodeError as err:
+            raise DataError(f"{path} line {number} is not UTF-8 ({err.reason} at byte {err.start}): replace the "
+                            f"file with the original (sha256 {remote_file('ptb', path.name).sha256}).") from None
         tokens.append("<eos>")
     return tokens
 
