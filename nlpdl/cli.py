@@ -21,6 +21,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--allow-config-change", action="store_true",
                        help="continue a run whose saved config differs (the old config is kept)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--coordinator", help="HOST:PORT of process 0, for a multi-process run "
+                       "(on SLURM and Cloud TPU pods it is detected; NLPDL_DISTRIBUTED=off disables that)")
+    train.add_argument("--num-processes", type=int)
+    train.add_argument("--process-id", type=int)
     sweep = sub.add_parser("sweep", help="train every point of an ablation, then write its report")
     sweep.add_argument("name")
     sweep.add_argument("overrides", nargs="*", help="key.path=value, applied to every point")
@@ -54,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
             commands.show(args.name, args.overrides)
         elif args.command == "train":
             commands.train(args.name, args.overrides, workdir=args.workdir, data_dir=args.data_dir,
-                           allow_config_change=args.allow_config_change, progress=not args.no_progress)
+                           allow_config_change=args.allow_config_change, progress=not args.no_progress,
+                           coordinator=args.coordinator, num_processes=args.num_processes,
+                           process_id=args.process_id)
         elif args.command == "sweep":
             commands.sweep(args.name, args.overrides, declared=args.sweep, grid=args.grid, zipped=args.zip,
                            seeds=args.seeds, sweep_dir=args.sweep_dir, emit=args.emit, data_dir=args.data_dir,

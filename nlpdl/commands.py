@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nlpdl import config as C
-from nlpdl import sweeps
+from nlpdl import parallel, sweeps
 from nlpdl.data.sources import DataError, resolve_data_dir
 from nlpdl.parallel import MeshError
 from nlpdl.train.checkpoint import CheckpointError
@@ -35,14 +35,16 @@ def default_workdir(name: str, overrides: list[str]) -> Path:
 
 
 def train(name: str, overrides: list[str], *, workdir: str | None = None, data_dir: str | None = None,
-          allow_config_change: bool = False, progress: bool = True) -> dict:
+          allow_config_change: bool = False, progress: bool = True, coordinator: str | None = None,
+          num_processes: int | None = None, process_id: int | None = None) -> dict:
+    parallel.initialize_distributed(coordinator, num_processes, process_id)
     cfg = resolve(name, overrides)
     path = Path(workdir) if workdir else default_workdir(name, overrides)
     results = run_training(cfg, path, resolve_data_dir(data_dir), allow_config_change=allow_config_change,
                            progress=progress)
     metric = cfg.train.best_metric
     for split in ("valid", "test"):
-        if split in results:
+        if split in results and parallel.is_main_process():
             print(f"{cfg.name}: {split} {metric} {results[split][metric]:.4f} "
                   f"(best valid at step {results['best_step']}; run dir {path})")
     return results

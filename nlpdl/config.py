@@ -88,7 +88,10 @@ class TrainConfig:
     best_metric: str = "accuracy"  # scored on the valid split
     best_mode: Literal["max", "min"] = "max"
     seed: int = 0
-    num_devices: int = _nonneg(0)  # 0: all local devices
+    num_devices: int = _nonneg(0)  # 0: all devices
+    model_parallel: int = _positive(1)  # size of the mesh's `model` axis (large weights split over it)
+    grad_accum: int = _positive(1)  # micro-batches per batch: the same update as the whole batch at once
+    compute_dtype: Literal["float32", "bfloat16"] = "float32"  # parameters and optimizer state stay float32
 
 
 @dataclass(frozen=True)

@@ -25,3 +25,18 @@ def data_dir() -> Path:
 def no_download(monkeypatch):
     """Tests never reach the network."""
     monkeypatch.setenv("NLPDL_DOWNLOAD", "0")
+
+
+def checkpoint_state(workdir: Path, step: int | None = None) -> tuple[int, dict]:
+    """(step, state as plain arrays on one device) of a run's checkpoint, whatever topology saved it."""
+    import orbax.checkpoint as ocp
+
+    mgr = ocp.CheckpointManager(workdir.absolute() / "checkpoints")
+    step = mgr.latest_step() if step is None else step
+    saved = ocp.StandardCheckpointer().metadata(workdir.absolute() / "checkpoints" / str(step) / "state")
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                          saved.item_metadata.tree)
+    state = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))).state
+    mgr.close()
+    return step, state

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
+from conftest import checkpoint_state
 
 from nlpdl import config as C
 from nlpdl.train.checkpoint import DamagedCheckpointWarning
@@ -20,10 +20,7 @@ from nlpdl.train.loop import train
 
 
 def _checkpoint(workdir: Path, step: int):
-    mgr = ocp.CheckpointManager(workdir.absolute() / "checkpoints")
-    state = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
-    mgr.close()
-    return state
+    return checkpoint_state(workdir, step)[1]
 
 
 def _assert_same_run(a: Path, b: Path, step: int) -> None:

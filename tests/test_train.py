@@ -11,8 +11,8 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
+from conftest import checkpoint_state
 
 from nlpdl import config as C
 from nlpdl import parallel
@@ -33,11 +33,7 @@ def _run_cli(args, cwd, env_extra=None, **kw):
 
 
 def _final_state(workdir: Path):
-    mgr = ocp.CheckpointManager(workdir.absolute() / "checkpoints")
-    step = mgr.latest_step()
-    state = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
-    mgr.close()
-    return step, state
+    return checkpoint_state(workdir)
 
 
 def test_golden_first_steps(data_dir):

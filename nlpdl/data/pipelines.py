@@ -13,22 +13,6 @@ import grain
 import numpy as np
 
 
-class ArrayRows:
-    """Random access to the rows of a dict of equally long arrays."""
-
-    def __init__(self, arrays: dict[str, np.ndarray]):
-        lengths = {len(v) for v in arrays.values()}
-        if len(lengths) != 1:
-            raise ValueError(f"arrays have different lengths: { {k: len(v) for k, v in arrays.items()} }")
-        self.arrays = arrays
-
-    def __len__(self) -> int:
-        return len(next(iter(self.arrays.values())))
-
-    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
-        return {k: v[i] for k, v in self.arrays.items()}
-
-
 def pad_token_ids(sequences: Sequence[np.ndarray], max_len: int, pad_id: int = 0) -> dict[str, np.ndarray]:
     """Truncates/pads each id sequence to `max_len`: tokens [N, L] and lengths [N] (at least 1)."""
     tokens_NxL = np.full((len(sequences), max_len), pad_id, dtype=np.int32)
@@ -45,38 +29,54 @@ def with_weights(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {**arrays, "weights": np.ones(n, dtype=np.float32)}
 
 
-def train_batches(arrays: dict[str, np.ndarray], batch_size: int, seed: int) -> grain.IterDataset:
-    """Rows reshuffled every epoch, endlessly, in batches of `batch_size` (the last partial batch of the
-    endless stream is never reached, so every batch is full)."""
-    ds = grain.MapDataset.source(ArrayRows(with_weights(arrays))).seed(seed).shuffle().repeat(None)
-    return ds.batch(batch_size, drop_remainder=True).to_iter_dataset()
+def local_rows(batch_size: int, process_index: int, process_count: int) -> slice:
+    """This process's rows of every global batch: the global batch is the same for any process count."""
+    local = batch_size // process_count
+    return slice(process_index * local, (process_index + 1) * local)
 
 
-def _pad_batch(batch: dict[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
-    missing = batch_size - len(batch["weights"])
-    if missing == 0:
+def _gather(arrays: dict[str, np.ndarray], indices: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[indices] for k, v in arrays.items()}
+
+
+def train_batches(arrays: dict[str, np.ndarray], batch_size: int, seed: int, process_index: int = 0,
+                  process_count: int = 1) -> grain.IterDataset:
+    """Rows reshuffled every epoch, endlessly, in global batches of `batch_size`, of which this process reads
+    only its own rows (the last partial batch of the endless stream is never reached)."""
+    arrays, rows = with_weights(arrays), local_rows(batch_size, process_index, process_count)
+    n = len(arrays["weights"])
+    ds = grain.MapDataset.range(n).seed(seed).shuffle().repeat(None).batch(batch_size, drop_remainder=True)
+    return ds.map(lambda idx: _gather(arrays, np.asarray(idx)[rows])).to_iter_dataset()
+
+
+def eval_batches(arrays: dict[str, np.ndarray], batch_size: int, process_index: int = 0,
+                 process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
+    """Every row once, in order, in full global batches (padding rows copy row 0 with weight 0); this
+    process gets its own rows of each."""
+    arrays, rows = with_weights(arrays), local_rows(batch_size, process_index, process_count)
+    n = len(arrays["weights"])
+
+    def read(idx: np.ndarray) -> dict[str, np.ndarray]:
+        idx = np.asarray(idx)
+        padded = np.concatenate([idx, np.zeros(batch_size - len(idx), dtype=idx.dtype)])[rows]
+        batch = _gather(arrays, padded)
+        batch["weights"] = batch["weights"] * (np.arange(batch_size)[rows] < len(idx))
         return batch
-    # Padding rows copy row 0 (valid token ids, length >= 1) and carry weight 0.
-    return {k: np.concatenate([v, np.repeat(v[:1], missing, axis=0) * (0 if k == "weights" else 1)])
-            for k, v in batch.items()}
 
-
-def eval_batches(arrays: dict[str, np.ndarray], batch_size: int) -> Iterator[dict[str, np.ndarray]]:
-    """Every row once, in order, in full batches; padding rows have weight 0."""
-    ds = grain.MapDataset.source(ArrayRows(with_weights(arrays))).batch(batch_size)
-    return iter(ds.map(lambda b: _pad_batch(b, batch_size)))
+    return iter(grain.MapDataset.range(n).batch(batch_size).map(read))
 
 
 class LMBatches:
     """Batch i of an epoch of truncated BPTT: the id stream cut into `batch_size` contiguous rows
-    (Zaremba et al. 2014), windows of `bptt` inputs with their next-token targets."""
+    (Zaremba et al. 2014), windows of `bptt` inputs with their next-token targets; a process keeps its rows."""
 
-    def __init__(self, ids: np.ndarray, batch_size: int, bptt: int):
+    def __init__(self, ids: np.ndarray, batch_size: int, bptt: int, process_index: int = 0, process_count: int = 1):
         usable = (len(ids) - 1) // batch_size * batch_size
         if usable < batch_size * bptt:
             raise ValueError(f"{len(ids)} tokens are too few for batch_size={batch_size} x bptt={bptt}.")
-        self.inputs_BxN = ids[:usable].reshape(batch_size, -1).astype(np.int32)
-        self.targets_BxN = ids[1: usable + 1].reshape(batch_size, -1).astype(np.int32)
+        rows = local_rows(batch_size, process_index, process_count)
+        self.inputs_BxN = ids[:usable].reshape(batch_size, -1)[rows].astype(np.int32)
+        self.targets_BxN = ids[1: usable + 1].reshape(batch_size, -1)[rows].astype(np.int32)
         self.bptt = bptt
 
     def __len__(self) -> int:
@@ -88,10 +88,13 @@ class LMBatches:
                 "resets": np.asarray(i == 0)}  # carried hidden state starts afresh with each epoch
 
 
-def lm_train_batches(ids: np.ndarray, batch_size: int, bptt: int) -> grain.IterDataset:
+def lm_train_batches(ids: np.ndarray, batch_size: int, bptt: int, process_index: int = 0,
+                     process_count: int = 1) -> grain.IterDataset:
     """The epochs of BPTT windows, in order, endlessly."""
-    return grain.MapDataset.source(LMBatches(ids, batch_size, bptt)).repeat(None).to_iter_dataset()
+    source = LMBatches(ids, batch_size, bptt, process_index, process_count)
+    return grain.MapDataset.source(source).repeat(None).to_iter_dataset()
 
 
-def lm_eval_batches(ids: np.ndarray, batch_size: int, bptt: int) -> Iterator[dict[str, np.ndarray]]:
-    return iter(grain.MapDataset.source(LMBatches(ids, batch_size, bptt)))
+def lm_eval_batches(ids: np.ndarray, batch_size: int, bptt: int, process_index: int = 0,
+                    process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
+    return iter(grain.MapDataset.source(LMBatches(ids, batch_size, bptt, process_index, process_count)))

@@ -32,6 +32,7 @@ class FFNConfig(ModelConfig):
     activation: Literal["sigmoid", "tanh", "relu", "leaky_relu", "identity"] = "relu"
     dropout: float = 0.0
     init: Literal["default", "glorot_uniform", "he_normal", "normal", "zeros"] = "default"
+    remat: bool = False  # recompute each hidden layer in the backward pass instead of keeping its activations
 
 
 def masked_mean(x_BxLxD: jax.Array, lengths_B: jax.Array) -> jax.Array:
@@ -57,6 +58,7 @@ class FeedForwardClassifier(nnx.Module):
         self.out = nnx.Linear(width, spec.num_outputs, kernel_init=init, rngs=rngs)
         self.act = get_activation(cfg.activation)
         self.dropout = nnx.Dropout(cfg.dropout)
+        self.remat = cfg.remat
 
     def __call__(self, batch: dict, *, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
         if self.input == "embeddings":
@@ -65,8 +67,13 @@ class FeedForwardClassifier(nnx.Module):
             x = batch["features"]
         x = self.dropout(x, deterministic=not train, rngs=rngs)
         for layer in self.hidden:
-            x = self.dropout(self.act(layer(x)), deterministic=not train, rngs=rngs)
+            block = nnx.remat(FeedForwardClassifier._block) if self.remat else FeedForwardClassifier._block
+            x = block(self, layer, x)
+            x = self.dropout(x, deterministic=not train, rngs=rngs)
         return self.out(x)
+
+    def _block(self, layer: nnx.Linear, x: jax.Array) -> jax.Array:
+        return self.act(layer(x))
 
 
 @register_model(FFNConfig)

@@ -2,7 +2,7 @@
 
 A task module provides:
   load_data(cfg, data_dir) -> TaskData
-  make_loss_fn(cfg) -> (model, batch, train, rngs) -> (loss, {metric: sum})
+  make_loss_fn(cfg) -> (model, batch, *, train, rngs) -> {metric: sum}, with "loss_sum" and "count"
   summarize(sums) -> {metric: value}
 """
 

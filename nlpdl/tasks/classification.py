@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -61,9 +62,10 @@ def load_data(cfg: ExperimentConfig, data_dir: Path) -> TaskData:
                     vocab_size=len(vocab) if vocab else 0,
                     input_dim=train["features"].shape[1] if "features" in train else 0,
                     pad_id=vocab.pad_id if vocab else 0)
-    evals = {name: (lambda s=split: pipelines.eval_batches(s, cfg.data.eval_batch_size))
+    process = dict(process_index=jax.process_index(), process_count=jax.process_count())
+    evals = {name: (lambda s=split: pipelines.eval_batches(s, cfg.data.eval_batch_size, **process))
              for name, split in splits.items() if name != "train"}
-    return TaskData(train=pipelines.train_batches(train, batch_size, cfg.data.seed), evals=evals,
+    return TaskData(train=pipelines.train_batches(train, batch_size, cfg.data.seed, **process), evals=evals,
                     train_size=train_size, batch_size=batch_size, spec=spec, artifacts=artifacts)
 
 
@@ -71,14 +73,13 @@ def make_loss_fn(cfg: ExperimentConfig):
     loss = get_loss(cfg.task.loss)
 
     def loss_fn(model, batch, *, train: bool, rngs=None):
-        outputs = model(batch, train=train, rngs=rngs)
+        outputs = model(batch, train=train, rngs=rngs).astype(jnp.float32)
         weights_B = batch["weights"]
         count = jnp.sum(weights_B)
         loss_sum = jnp.sum(loss.fn(outputs, batch["labels"]) * weights_B)
         correct = jnp.sum((loss.predict(outputs) == batch["labels"]) * weights_B)
         tokens = jnp.sum(batch["lengths"] * weights_B) if "lengths" in batch else count
-        sums = {"loss_sum": loss_sum, "correct": correct, "count": count, "tokens": tokens}
-        return loss_sum / jnp.maximum(count, 1.0), sums
+        return {"loss_sum": loss_sum, "correct": correct, "count": count, "tokens": tokens}
 
     return loss_fn
 

@@ -17,6 +17,8 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 
+from nlpdl import parallel
+
 
 class CheckpointError(Exception):
     """A checkpoint that cannot be used with this config."""
@@ -113,12 +115,14 @@ class Checkpointer:
 
     def _set_aside(self, step_dir: Path) -> Path:
         damaged = self.dir.parent / "damaged"
-        damaged.mkdir(exist_ok=True)
         dest = damaged / f"checkpoint-{step_dir.name}"
         n = 1
         while dest.exists():
             dest, n = damaged / f"checkpoint-{step_dir.name}.{n}", n + 1
-        os.replace(step_dir, dest)
+        if parallel.is_main_process():
+            damaged.mkdir(exist_ok=True)
+            os.replace(step_dir, dest)
+        parallel.sync(f"set aside {step_dir}")
         self.latest.reload()
         return dest
 

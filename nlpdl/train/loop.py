@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
@@ -26,8 +27,8 @@ from nlpdl.tasks import TaskData, get_task
 from nlpdl.train.checkpoint import Checkpointer
 from nlpdl.train.optim import make_optimizer, make_schedule
 from nlpdl.train.rundir import RunDir
-from nlpdl.train.state import TrainState, abstract_state, create_state, split_model
-from nlpdl.train.step import jit_eval_step, jit_train_step
+from nlpdl.train.state import TrainState, abstract_state, create_state, shardings_of, split_model
+from nlpdl.train.step import StepOptions, jit_eval_step, jit_train_step
 
 
 class NonFiniteLoss(Exception):
@@ -102,8 +103,8 @@ def build_trainer(cfg: C.ExperimentConfig, data_dir: Path) -> Trainer:
     """Loads the data and sizes the model; fails on missing data or a bad batch size before writing anything."""
     task = get_task(cfg.task.name)
     data = task.load_data(cfg, data_dir)
-    mesh = parallel.make_mesh(cfg.train.num_devices)
-    parallel.check_batch_size(data.batch_size, mesh, "data.batch_size")
+    mesh = parallel.make_mesh(cfg.train.num_devices, cfg.train.model_parallel)
+    parallel.check_batch_size(data.batch_size, mesh, "data.batch_size", cfg.train.grad_accum)
     parallel.check_batch_size(cfg.data.eval_batch_size, mesh, "data.eval_batch_size")
     cadence = Cadence.of(cfg, data)
     tx = make_optimizer(cfg.optim, cadence.total)
@@ -113,9 +114,12 @@ def build_trainer(cfg: C.ExperimentConfig, data_dir: Path) -> Trainer:
 
     graphdef = split_model(make_model)
     loss_fn = task.make_loss_fn(cfg)
+    options = StepOptions(grad_accum=cfg.train.grad_accum, compute_dtype=jnp.dtype(cfg.train.compute_dtype))
+    shardings = shardings_of(abstract_state(make_model, tx, cfg.train.seed, mesh))
     return Trainer(cfg=cfg, task=task, data=data, mesh=mesh, cadence=cadence,
                    schedule=make_schedule(cfg.optim, cadence.total), tx=tx, make_model=make_model,
-                   step_fn=jit_train_step(graphdef, tx, loss_fn, mesh), eval_fn=jit_eval_step(graphdef, loss_fn, mesh))
+                   step_fn=jit_train_step(graphdef, tx, loss_fn, mesh, shardings, options),
+                   eval_fn=jit_eval_step(graphdef, loss_fn, mesh, shardings.params, options))
 
 
 def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_config_change: bool = False,
@@ -123,7 +127,8 @@ def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_confi
     """Trains (or resumes) `cfg` in `workdir`; returns the results of the best-on-valid parameters."""
     t = build_trainer(cfg, data_dir)
     data, mesh, cadence, task = t.data, t.mesh, t.cadence, t.task
-    run = RunDir(workdir)
+    main = parallel.is_main_process()
+    run = RunDir(workdir, writer=main)
     run.check_config(cfg, allow_config_change)
     ckpt = Checkpointer(workdir, cfg.train.max_to_keep)
     target = t.abstract_state()
@@ -131,17 +136,19 @@ def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_confi
     start, state, meta = ckpt.restore_latest(target, train_iter)  # before anything in the dir changes
     if start is None:
         start, state, meta = 0, t.init_state(), {"best": None}
-    else:
+    elif main:
         print(f"resumed {workdir} from step {start}")
     run.write_config(cfg)
     run.save_artifacts(data.artifacts)
     # What a killed run wrote after its last complete checkpoint is written again, identically.
     ckpt.drop_best_after(start)
     run.truncate_metrics(start)
+    parallel.sync("run dir ready")  # the other processes wait for process 0's files
 
     sync = parallel.needs_step_sync(mesh)
     pending: list[tuple[int, dict]] = []
-    bar = tqdm(total=cadence.total, initial=start, disable=not progress, dynamic_ncols=True, unit="step")
+    bar = tqdm(total=cadence.total, initial=start, disable=not (progress and main), dynamic_ncols=True,
+               unit="step")
     clock = time.perf_counter()
     try:
         for step in range(start + 1, cadence.total + 1):
@@ -197,7 +204,8 @@ def _evaluate_and_track(t: Trainer, run: RunDir, ckpt: Checkpointer, state: Trai
     scores = t.evaluate(state.params, "valid")
     run.log({"step": step, "split": "valid", **scores})
     value = scores[cfg.train.best_metric]
-    bar.write(f"step {step}: valid " + " ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+    if run.writer:
+        bar.write(f"step {step}: valid " + " ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     best = meta["best"]
     if best is None or math.isnan(best) or (value > best if cfg.train.best_mode == "max" else value < best):
         meta = {"best": value, "best_step": step}

@@ -26,8 +26,11 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 
 class RunDir:
-    def __init__(self, path: Path):
+    """`writer`: whether this process writes (in a multi-process run only process 0 does; the others read)."""
+
+    def __init__(self, path: Path, writer: bool = True):
         self.path = path
+        self.writer = writer
         self.config_path = path / "config.json"
         self.metrics_path = path / "metrics.jsonl"
         self.results_path = path / "results.json"
@@ -50,6 +53,8 @@ class RunDir:
     def write_config(self, cfg: C.ExperimentConfig) -> None:
         """Writes config.json; a different one already there is kept as config.N.json."""
         text = C.dumps(cfg) + "\n"
+        if not self.writer:
+            return
         if self.config_path.exists():
             if json.loads(self.config_path.read_text()) == C.to_dict(cfg):
                 return
@@ -63,7 +68,7 @@ class RunDir:
     def save_artifacts(self, artifacts: dict[str, Any]) -> None:
         """Tokenizer files and the like, written once (they are derived from the config and the data)."""
         for name, obj in artifacts.items():
-            if not (self.path / name).exists():
+            if self.writer and not (self.path / name).exists():
                 obj.save(self.path / name)
 
     def truncate_metrics(self, step: int) -> None:
@@ -71,11 +76,15 @@ class RunDir:
 
         TensorBoard events after `step` are purged the same way when the writer opens.
         """
+        self._tb_purge_step = step + 1
+        if not self.writer:
+            return
         kept = [r for r in read_metrics(self.path) if r["step"] <= step] if self.metrics_path.exists() else []
         atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
-        self._tb_purge_step = step + 1
 
     def log(self, record: dict) -> None:
+        if not self.writer:
+            return
         with self.metrics_path.open("a") as f:
             f.write(json.dumps(record) + "\n")
         self._log_tensorboard(record)
@@ -96,4 +105,6 @@ class RunDir:
             self._tb = None
 
     def write_results(self, results: dict) -> None:
+        if not self.writer:
+            return
         atomic_write_text(self.results_path, json.dumps(results, indent=2) + "\n")

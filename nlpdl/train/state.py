@@ -38,13 +38,17 @@ def _init(make_model, tx: optax.GradientTransformation, seed: int) -> TrainState
 
 
 def abstract_state(make_model, tx, seed: int, mesh: Mesh) -> TrainState:
-    """Shapes, dtypes and shardings of the state, for a restore target."""
+    """Shapes, dtypes and shardings of the state (a restore target); nothing is allocated."""
     shapes = jax.eval_shape(lambda: _init(make_model, tx, seed))
-    sharding = parallel.replicated(mesh)
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
+    shardings = parallel.state_sharding(shapes, mesh)
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes, shardings)
+
+
+def shardings_of(abstract: Any) -> Any:
+    return jax.tree.map(lambda x: x.sharding, abstract)
 
 
 def create_state(make_model, tx, seed: int, mesh: Mesh) -> TrainState:
-    """Initialises the state directly into its (replicated) layout on the mesh."""
-    sharding = parallel.replicated(mesh)
-    return jax.jit(lambda: _init(make_model, tx, seed), out_shardings=sharding)()
+    """Initialises the state directly into its layout on the mesh."""
+    shardings = shardings_of(abstract_state(make_model, tx, seed, mesh))
+    return jax.jit(lambda: _init(make_model, tx, seed), out_shardings=shardings)()

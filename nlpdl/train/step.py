@@ -1,11 +1,15 @@
-"""The pure train and eval steps. Metrics are sums (and counts) so they add over batches and devices."""
+"""The pure train and eval steps. Metrics are sums (and counts) so they add over micro-batches, batches and
+devices; the loss differentiated is the summed loss over the whole batch divided by its example count, so a
+batch split into micro-batches gives the same update as the batch in one piece."""
 
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import optax
 from flax import nnx
 from jax.sharding import Mesh
@@ -13,39 +17,68 @@ from jax.sharding import Mesh
 from nlpdl import parallel
 from nlpdl.train.state import TrainState
 
-# (model, batch, train, rngs) -> (mean loss to differentiate, {metric: sum})
-LossFn = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
+# (model, batch, *, train, rngs) -> {metric: sum}, with at least "loss_sum" and "count"
+LossFn = Callable[..., dict[str, jax.Array]]
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    grad_accum: int = 1  # micro-batches per batch
+    compute_dtype: Any = jnp.float32  # parameters are cast to it for the forward/backward pass only
+
+
+def _cast(tree: Any, dtype: Any) -> Any:
+    return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+
+
+def _micro_batches(batch: dict, k: int) -> dict:
+    """[B, ...] -> [k, B/k, ...], micro-batch i = rows i, i+k, ...: each device keeps its own rows."""
+    return jax.tree.map(lambda x: jnp.swapaxes(x.reshape(x.shape[0] // k, k, *x.shape[1:]), 0, 1), batch)
 
 
 def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
-               loss_fn: LossFn) -> tuple[TrainState, dict[str, jax.Array]]:
+               loss_fn: LossFn, options: StepOptions = StepOptions()) -> tuple[TrainState, dict[str, jax.Array]]:
     key = jax.random.fold_in(state.rng, state.step)
 
-    def objective(params):
-        model = nnx.merge(graphdef, params)
-        return loss_fn(model, batch, train=True, rngs=nnx.Rngs(dropout=key))
+    def summed_loss(params, micro: dict, micro_key: jax.Array):
+        model = nnx.merge(graphdef, _cast(params, options.compute_dtype))
+        sums = loss_fn(model, micro, train=True, rngs=nnx.Rngs(dropout=micro_key))
+        sums = jax.tree.map(lambda x: x.astype(jnp.float32), sums)
+        return sums["loss_sum"], sums
 
-    (_, sums), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+    grad_fn = jax.grad(summed_loss, has_aux=True)
+    if options.grad_accum == 1:
+        grads, sums = grad_fn(state.params, batch, key)
+    else:
+        def accumulate(carry, xs):
+            i, micro = xs
+            g, s = grad_fn(state.params, micro, jax.random.fold_in(key, i))
+            return jax.tree.map(jnp.add, carry, (g, s)), None
+
+        zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(grad_fn, state.params, batch, key))
+        micro = _micro_batches(batch, options.grad_accum)
+        (grads, sums), _ = jax.lax.scan(accumulate, zeros, (jnp.arange(options.grad_accum), micro))
+    grads = jax.tree.map(lambda g: g / jnp.maximum(sums["count"], 1.0), grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = {**sums, "grad_norm_sum": optax.tree.norm(grads), "steps": 1}
+    metrics = {**sums, "grad_norm_sum": optax.tree.norm(grads), "steps": jnp.ones((), jnp.float32)}
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
-def eval_step(params, batch: dict, *, graphdef: nnx.GraphDef, loss_fn: LossFn) -> dict[str, jax.Array]:
-    _, sums = loss_fn(nnx.merge(graphdef, params), batch, train=False, rngs=None)
-    return sums
+def eval_step(params, batch: dict, *, graphdef: nnx.GraphDef, loss_fn: LossFn,
+              options: StepOptions = StepOptions()) -> dict[str, jax.Array]:
+    sums = loss_fn(nnx.merge(graphdef, _cast(params, options.compute_dtype)), batch, train=False, rngs=None)
+    return jax.tree.map(lambda x: x.astype(jnp.float32), sums)
 
 
-def jit_train_step(graphdef, tx, loss_fn: LossFn, mesh: Mesh):
+def jit_train_step(graphdef, tx, loss_fn: LossFn, mesh: Mesh, state_sharding: Any, options: StepOptions):
     """Jitted once; the incoming state's buffers are donated to the outgoing one."""
-    step = functools.partial(train_step, graphdef=graphdef, tx=tx, loss_fn=loss_fn)
-    rep, batch = parallel.replicated(mesh), parallel.data_sharded(mesh)
-    return jax.jit(step, in_shardings=(rep, batch), out_shardings=(rep, rep),
-                   donate_argnums=0)
+    step = functools.partial(train_step, graphdef=graphdef, tx=tx, loss_fn=loss_fn, options=options)
+    return jax.jit(step, in_shardings=(state_sharding, parallel.data_sharded(mesh)),
+                   out_shardings=(state_sharding, parallel.replicated(mesh)), donate_argnums=0)
 
 
-def jit_eval_step(graphdef, loss_fn: LossFn, mesh: Mesh):
-    rep, batch = parallel.replicated(mesh), parallel.data_sharded(mesh)
-    step = functools.partial(eval_step, graphdef=graphdef, loss_fn=loss_fn)
-    return jax.jit(step, in_shardings=(rep, batch), out_shardings=rep)
+def jit_eval_step(graphdef, loss_fn: LossFn, mesh: Mesh, params_sharding: Any, options: StepOptions):
+    step = functools.partial(eval_step, graphdef=graphdef, loss_fn=loss_fn, options=options)
+    return jax.jit(step, in_shardings=(params_sharding, parallel.data_sharded(mesh)),
+                   out_shardings=parallel.replicated(mesh))
