@@ -130,6 +130,7 @@ def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_confi
     main = parallel.is_main_process()
     run = RunDir(workdir, writer=main)
     run.check_config(cfg, allow_config_change)
+    parallel.sync("work dir checked")  # every process has looked before any creates checkpoint dirs
     ckpt = Checkpointer(workdir, cfg.train.max_to_keep)
     target = t.abstract_state()
     train_iter = iter(data.train)
