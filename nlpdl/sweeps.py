@@ -15,6 +15,7 @@ from pathlib import Path
 
 from nlpdl import config as C
 from nlpdl.files import atomic_write_text
+from nlpdl.tasks import get_task
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,8 @@ def run_sweep(spec: str, sweep: C.Sweep, sweep_dir: Path, data_dir: Path, *, pro
     from nlpdl.train.loop import train
 
     points = plan(spec, sweep)
+    first = points[0][1]
+    get_task(first.task.name).load_data(first, data_dir)  # missing or bad data fails before anything is written
     write_manifest(spec, sweep, sweep_dir, points)
     for i, (point, cfg) in enumerate(points, 1):
         workdir = sweep_dir / point.name

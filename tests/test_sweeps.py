@@ -68,3 +68,11 @@ def test_two_by_two_by_two_seed_sweep_reports_and_a_rerun_skips_every_point(data
     assert {p: p.stat().st_mtime_ns for p in finished} == stamps
     with pytest.raises(C.ConfigError, match="holds a different sweep"):
         commands.sweep("xor:tiny", ["train.steps=20"], **{**args, "seeds": 3})
+
+
+def test_missing_data_fails_before_the_sweep_writes_anything(tmp_path):
+    from nlpdl.data.sources import DataError
+
+    with pytest.raises(DataError, match="missing data file"):
+        commands.sweep("mr_ffn:tiny", [], seeds=2, sweep_dir=str(tmp_path / "s"), data_dir=str(tmp_path / "nodata"))
+    assert not (tmp_path / "s").exists()
