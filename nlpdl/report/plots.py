@@ -74,7 +74,7 @@ def plot_runs(run_dirs: Sequence[Path], out: Path, metrics: Sequence[str] | None
             for split, style in SPLIT_STYLES.items():
                 steps, values = curves(rs, split, metric)
                 if len(steps):
-                    ax.plot(steps, values, linestyle=style, color=color, marker="o" if len(steps) < 30 else None, markersize=3)
+                    ax.plot(steps, values, linestyle=style, color=color, marker=_marker(steps), markersize=3)
         ax.set(title=metric, xlabel="step", ylabel=metric)
         if metric in LOG_SCALE:
             ax.set_yscale("log")
@@ -134,7 +134,7 @@ def plot_sweep_curves(summary: SweepSummary, out: Path) -> Path | None:
         if not runs:
             continue
         steps, mean, std = mean_curve(runs)
-        ax.plot(steps, mean, color=color, marker="o" if len(steps) < 30 else None, markersize=3, label=f"{group_label(group.values, axes)} (n={len(runs)})")
+        ax.plot(steps, mean, color=color, marker=_marker(steps), markersize=3, label=f"{group_label(group.values, axes)} (n={len(runs)})")
         if std is not None:
             ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
         drawn = True
@@ -150,3 +150,8 @@ def plot_sweep_curves(summary: SweepSummary, out: Path) -> Path | None:
     else:
         ax.legend(fontsize="small")
     return save(fig, out)
+
+
+def _marker(steps) -> str | None:
+    """Dots where points are few (a curve of one or two evaluations would otherwise not show)."""
+    return "o" if len(steps) < 30 else None

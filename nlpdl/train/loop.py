@@ -86,14 +86,12 @@ class Trainer:
     schedule: optax.Schedule
     tx: optax.GradientTransformation
     make_model: Callable[[nnx.Rngs], nnx.Module]
+    abstract: TrainState  # shapes, dtypes and shardings: the restore target
     step_fn: Callable
     eval_fn: Callable
 
     def init_state(self) -> TrainState:
         return create_state(self.make_model, self.tx, self.cfg.train.seed, self.mesh)
-
-    def abstract_state(self) -> TrainState:
-        return abstract_state(self.make_model, self.tx, self.cfg.train.seed, self.mesh)
 
     def evaluate(self, params, split: str) -> dict[str, float]:
         return evaluate(self.eval_fn, params, self.data.evals[split](), self.mesh, self.task.summarize)
@@ -115,9 +113,10 @@ def build_trainer(cfg: C.ExperimentConfig, data_dir: Path) -> Trainer:
     graphdef = split_model(make_model)
     loss_fn = task.make_loss_fn(cfg)
     options = StepOptions(grad_accum=cfg.train.grad_accum, compute_dtype=jnp.dtype(cfg.train.compute_dtype))
-    shardings = shardings_of(abstract_state(make_model, tx, cfg.train.seed, mesh))
+    abstract = abstract_state(make_model, tx, cfg.train.seed, mesh)
+    shardings = shardings_of(abstract)
     return Trainer(cfg=cfg, task=task, data=data, mesh=mesh, cadence=cadence,
-                   schedule=make_schedule(cfg.optim, cadence.total), tx=tx, make_model=make_model,
+                   schedule=make_schedule(cfg.optim, cadence.total), tx=tx, make_model=make_model, abstract=abstract,
                    step_fn=jit_train_step(graphdef, tx, loss_fn, mesh, shardings, options),
                    eval_fn=jit_eval_step(graphdef, loss_fn, mesh, shardings.params, options))
 
@@ -127,28 +126,13 @@ def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_confi
     """Trains (or resumes) `cfg` in `workdir`; returns the results of the best-on-valid parameters."""
     t = build_trainer(cfg, data_dir)
     data, mesh, cadence, task = t.data, t.mesh, t.cadence, t.task
-    main = parallel.is_main_process()
-    run = RunDir(workdir, writer=main)
-    run.check_config(cfg, allow_config_change)
-    parallel.sync("work dir checked")  # every process has looked before any creates checkpoint dirs
-    ckpt = Checkpointer(workdir, cfg.train.max_to_keep)
-    target = t.abstract_state()
+    run = RunDir(workdir, writer=parallel.is_main_process())
     train_iter = iter(data.train)
-    start, state, meta = ckpt.restore_latest(target, train_iter)  # before anything in the dir changes
-    if start is None:
-        start, state, meta = 0, t.init_state(), {"best": None}
-    elif main:
-        print(f"resumed {workdir} from step {start}")
-    run.write_config(cfg)
-    run.save_artifacts(data.artifacts)
-    # What a killed run wrote after its last complete checkpoint is written again, identically.
-    ckpt.drop_best_after(start)
-    run.truncate_metrics(start)
-    parallel.sync("run dir ready")  # the other processes wait for process 0's files
+    ckpt, start, state, meta = _open_run(t, run, allow_config_change, train_iter)
 
     sync = parallel.needs_step_sync(mesh)
     pending: list[tuple[int, dict]] = []
-    bar = tqdm(total=cadence.total, initial=start, disable=not (progress and main), dynamic_ncols=True,
+    bar = tqdm(total=cadence.total, initial=start, disable=not (progress and run.writer), dynamic_ncols=True,
                unit="step")
     clock = time.perf_counter()
     try:
@@ -167,7 +151,8 @@ def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_confi
                           "grad_norm": sums["grad_norm_sum"] / sums["steps"], "lr": float(t.schedule(step - 1))}
                 run.log(record)
                 now = time.perf_counter()
-                bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{sums['tokens'] / (now - clock):.0f}")
+                tokens = sums.get("tokens", sums["count"])
+                bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{tokens / (now - clock):.0f}")
                 clock = now
             if evaluate_now:
                 meta = _evaluate_and_track(t, run, ckpt, state, step, meta, bar)
@@ -187,13 +172,34 @@ def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_confi
     if ckpt.best_step() is None:  # no valid split: the final parameters are the result
         ckpt.save_best(cadence.total, state.params, {"step": cadence.total})
         ckpt.wait()
-    best_params, best_meta = ckpt.restore_best(target.params)
+    best_params, best_meta = ckpt.restore_best(t.abstract.params)
     results = {"best_step": best_meta["step"]}
     for split in data.evals:
         results[split] = t.evaluate(best_params, split)
     run.write_results(results)
     ckpt.close()
     return results
+
+
+def _open_run(t: Trainer, run: RunDir, allow_config_change: bool,
+              train_iter) -> tuple[Checkpointer, int, TrainState, dict]:
+    """Resume order: the latest checkpoint that reads back whole, else a fresh state. Refuses a dir holding
+    another config before anything in it changes; then writes config.json and the tokenizer files."""
+    run.check_config(t.cfg, allow_config_change)
+    parallel.sync("work dir checked")  # every process has looked before any creates checkpoint dirs
+    ckpt = Checkpointer(run.path, t.cfg.train.max_to_keep)
+    start, state, meta = ckpt.restore_latest(t.abstract, train_iter)
+    if start is None:
+        start, state, meta = 0, t.init_state(), {"best": None}
+    elif run.writer:
+        print(f"resumed {run.path} from step {start}")
+    run.write_config(t.cfg)
+    run.save_artifacts(t.data.artifacts)
+    # What a killed run wrote after its last complete checkpoint is written again, identically.
+    ckpt.drop_best_after(start)
+    run.truncate_metrics(start)
+    parallel.sync("run dir ready")  # the other processes wait for process 0's files
+    return ckpt, start, state, meta
 
 
 def _evaluate_and_track(t: Trainer, run: RunDir, ckpt: Checkpointer, state: TrainState, step: int, meta: dict,
