@@ -134,7 +134,8 @@ def plot_sweep_curves(summary: SweepSummary, out: Path) -> Path | None:
         if not runs:
             continue
         steps, mean, std = mean_curve(runs)
-        ax.plot(steps, mean, color=color, marker=_marker(steps), markersize=3, label=f"{group_label(group.values, axes)} (n={len(runs)})")
+        ax.plot(steps, mean, color=color, marker=_marker(steps), markersize=3,
+                label=f"{group_label(group.values, axes)} (n={len(runs)})")
         if std is not None:
             ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
         drawn = True
