@@ -9,8 +9,18 @@ import numpy as np
 import pytest
 
 from nlpdl.data import sources
-from nlpdl.data.sources import (DATASETS, DataError, RemoteFile, dataset_file, kfold_split, read_mr, read_ptb,
-                                resolve_data_dir, verify_dataset)
+from nlpdl.data.sources import (DATASETS, DataError, RemoteFile, dataset_file, kfold_split, read_botchan, read_mr,
+                                read_ptb, read_tinyshakespeare, read_wikitext2, resolve_data_dir, verify_dataset)
+
+LM_DATASETS = ("wikitext-2", "tinyshakespeare", "botchan")
+
+
+@pytest.fixture
+def lm_data_dir(data_dir):
+    """data_dir, skipping when the language-modelling corpora are not there."""
+    if not all((data_dir / name / f.name).is_file() for name in LM_DATASETS for f in DATASETS[name]):
+        pytest.skip(f"language-modelling datasets not found under {data_dir}")
+    return data_dir
 
 
 def test_read_mr_counts_and_latin1(data_dir):
@@ -154,3 +164,75 @@ def test_undecodable_ptb_bytes_name_the_file_and_line(tmp_path):
     (tmp_path / "ptb" / "ptb.valid.txt").write_bytes(b" a b\n c \xff d\n")
     with pytest.raises(DataError, match=r"ptb.valid.txt line 2 is not UTF-8.*sha256"):
         read_ptb(tmp_path, "valid")
+
+
+@pytest.mark.parametrize("split,count", [("train", 2_088_628), ("valid", 217_646), ("test", 245_569)])
+def test_read_wikitext2_counts(lm_data_dir, split, count):
+    tokens = read_wikitext2(lm_data_dir, split)
+    assert len(tokens) == count and tokens[-1] == "<eos>"
+    # Blank lines give a lone "<eos>" each: the file is a blank line, a heading " = Title = ", another blank line.
+    end = tokens.index("<eos>", 1)
+    assert tokens[:2] == ["<eos>", "="] and tokens[end - 1] == "=" and tokens[end + 1] == "<eos>"
+
+
+def test_wikitext2_vocab_size(lm_data_dir):
+    vocab = {split: set(read_wikitext2(lm_data_dir, split)) for split in ("train", "valid", "test")}
+    assert len(vocab["train"] | vocab["valid"] | vocab["test"]) == len(vocab["train"]) == 33_278
+    assert "<unk>" in vocab["train"] and "@-@" in vocab["train"]
+
+
+def test_read_tinyshakespeare_splits(lm_data_dir):
+    text = (lm_data_dir / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8")
+    splits = {split: read_tinyshakespeare(lm_data_dir, split) for split in ("train", "valid", "test")}
+    assert len(text) == 1_115_394 and sum(map(len, splits.values())) == len(text)
+    assert splits["train"] + splits["valid"] + splits["test"] == text
+    assert splits["train"] == text[:int(len(text) * 0.9)] and len(splits["train"]) == 1_003_854
+    assert len(splits["valid"]) == len(splits["test"]) == 55_770
+    assert splits["train"].startswith("First Citizen:\n") and len(set(text)) == 65
+
+
+def test_read_botchan_lines(lm_data_dir):
+    lines = read_botchan(lm_data_dir)
+    assert len(lines) == 4_288
+    assert not any("\ufeff" in line or "\r" in line or "\n" in line for line in lines)
+    assert all(line.strip() for line in lines)
+    assert lines[0] == "Project Gutenberg's Botchan (Master Darling), by Kin-nosuke Natsume"
+    assert lines[-1] == "subscribe to our email newsletter to hear about new eBooks."
+    assert any(line.startswith("  \"Arrived yesterday.") for line in lines)  # indentation is kept
+
+
+@pytest.mark.parametrize("dataset", LM_DATASETS)
+def test_verify_lm_datasets(lm_data_dir, dataset):
+    verify_dataset(lm_data_dir, dataset)
+
+
+@pytest.mark.parametrize("reader", [read_wikitext2, read_tinyshakespeare])
+def test_lm_bad_split(tmp_path, reader):
+    with pytest.raises(DataError, match="train, valid, test"):
+        reader(tmp_path, "dev")
+
+
+def test_undecodable_wikitext2_byte_names_the_file_and_line(lm_data_dir, tmp_path):
+    (tmp_path / "wikitext-2").mkdir()
+    lines = (lm_data_dir / "wikitext-2" / "valid.txt").read_bytes().split(b"\n")
+    lines[1000] = lines[1000][:5] + b"\xc3" + lines[1000][5:]  # a lone UTF-8 lead byte
+    (tmp_path / "wikitext-2" / "valid.txt").write_bytes(b"\n".join(lines))
+    with pytest.raises(DataError, match=r"valid.txt line 1001 is not UTF-8 \(.* at byte 5\).*f0737ed3"):
+        read_wikitext2(tmp_path, "valid")
+
+
+def test_undecodable_tinyshakespeare_byte_names_the_line(tmp_path):
+    (tmp_path / "tinyshakespeare").mkdir()
+    (tmp_path / "tinyshakespeare" / "input.txt").write_bytes(b"First\nSecond\nthe \xff third\n")
+    with pytest.raises(DataError, match=r"input.txt line 3 is not UTF-8 \(.* at byte 4\)"):
+        read_tinyshakespeare(tmp_path, "train")
+
+
+def test_read_botchan_bom_crlf_blank_and_bad_bytes(tmp_path):
+    (tmp_path / "botchan").mkdir()
+    path = tmp_path / "botchan" / "botchan.txt"
+    path.write_bytes(b"\xef\xbb\xbfOne\r\n\r\n  two \xc3\xa9\r\n \r\nthree\r\n")
+    assert read_botchan(tmp_path) == ["One", "  two \u00e9", "three"]
+    path.write_bytes(b"\xef\xbb\xbfOne\r\n\r\ntw\xe9o\r\n")
+    with pytest.raises(DataError, match=r"botchan.txt line 3 is not UTF-8 \(.* at byte 2\).*464bd530"):
+        read_botchan(tmp_path)

