@@ -32,7 +32,7 @@ def _nonneg(default, **kw):
 
 @dataclass(frozen=True)
 class TaskConfig:
-    name: Literal["classification"] = "classification"
+    name: Literal["classification", "language_modeling"] = "classification"
     loss: Literal["cross_entropy", "binary_cross_entropy", "mse"] = "cross_entropy"
 
 
@@ -49,6 +49,7 @@ class DataConfig:
     fold: int = _nonneg(0)
     valid_fraction: float = field(default=0.1, metadata={"min": 0.0, "max": 0.5})
     seed: int = 0  # split and shuffle order; independent of the model seed
+    bptt: int = _positive(35)  # language models: tokens per truncated-BPTT window
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,9 @@ class OptimConfig:
     schedule: Literal["constant", "step", "cosine"] = "constant"
     warmup_steps: int = _nonneg(0)
     decay_rate: float = field(default=0.5, metadata={"min_exclusive": 0.0, "max": 1.0})  # step
-    decay_every: int = _nonneg(0)  # step: multiply lr by decay_rate every this many steps ...
-    decay_start: int = _nonneg(0)  # ... from this step on
+    decay_every: int = _nonneg(0)  # step: lr is multiplied by decay_rate every this many steps (or epochs) ...
+    decay_start: int = _nonneg(0)  # ... the first time at this step (or epoch)
+    schedule_unit: Literal["steps", "epochs"] = "steps"  # what warmup_steps, decay_every and decay_start count
     min_lr_ratio: float = field(default=0.0, metadata={"min": 0.0, "max": 1.0})  # cosine floor
 
 

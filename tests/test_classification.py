@@ -14,7 +14,7 @@ def test_mr_splits_are_disjoint_and_sized_by_fold(data_dir):
     valid_rows = sum(int(b["weights"].sum()) for b in data.evals["valid"]())
     test_rows = sum(int(b["weights"].sum()) for b in data.evals["test"]())
     assert test_rows == 1067  # fold 0 of 10 over 10,662 sentences (array_split: first folds get one more)
-    assert data.train_size + valid_rows == 10662 - test_rows
+    assert data.steps_per_epoch * data.batch_size + valid_rows <= 10662 - test_rows < (data.steps_per_epoch + 1) * data.batch_size + valid_rows
     assert valid_rows == round((10662 - test_rows) * cfg.data.valid_fraction)
     assert set(data.evals) == {"valid", "test"}
     vocab = data.artifacts["vocab.json"]
@@ -45,7 +45,8 @@ def test_loss_and_accuracy_ignore_zero_weight_rows():
     loss_fn = classification.make_loss_fn(cfg)
     outputs = jnp.array([[2.0, 0.0], [0.0, 2.0], [5.0, -5.0]])
     batch = {"labels": jnp.array([0, 0, 1]), "weights": jnp.array([1.0, 1.0, 0.0])}
-    sums = loss_fn(_Fixed(outputs), batch, train=False)
+    sums, carry = loss_fn(_Fixed(outputs), batch, None, train=False)
+    assert carry is None
     per_example = -jnp.log(jax_softmax(outputs)[jnp.arange(3), batch["labels"]])
     assert float(sums["count"]) == 2 and float(sums["correct"]) == 1
     np.testing.assert_allclose(float(sums["loss_sum"]), float(per_example[:2].sum()), rtol=1e-6)

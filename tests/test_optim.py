@@ -29,7 +29,13 @@ def test_each_optimizer_minimises_a_quadratic(name, settings):
 
 def test_step_decay_schedule():
     s = make_schedule(OptimConfig(lr=1.0, schedule="step", decay_rate=0.5, decay_every=10, decay_start=20), 100)
-    assert [float(s(i)) for i in (0, 19, 20, 29, 30, 40)] == [1.0, 1.0, 1.0, 1.0, 0.5, 0.25]
+    assert [float(s(i)) for i in (0, 19, 20, 29, 30, 40)] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.125]
+
+
+def test_step_decay_counted_in_epochs_halves_after_epoch_four():
+    cfg = OptimConfig(lr=1.0, schedule="step", decay_rate=0.5, decay_every=1, decay_start=4, schedule_unit="epochs")
+    s = make_schedule(cfg, 13 * 100, steps_per_epoch=100)
+    assert [float(s(e * 100)) for e in range(7)] == [1.0, 1.0, 1.0, 1.0, 0.5, 0.25, 0.125]
 
 
 def test_cosine_with_warmup():

@@ -54,7 +54,7 @@ def test_lm_batches_are_contiguous_streams():
     batches = pipelines.LMBatches(ids, batch_size=4, bptt=7)
     assert len(batches) == (999 // 4) // 7
     first, second = batches[0], batches[1]
-    assert first["inputs"].shape == (4, 7) and bool(first["resets"]) and not bool(second["resets"])
+    assert first["inputs"].shape == (4, 7) and first["resets"].all() and not second["resets"].any()
     np.testing.assert_array_equal(first["targets"], first["inputs"] + 1)  # next-token targets
     np.testing.assert_array_equal(second["inputs"][:, 0], first["inputs"][:, -1] + 1)  # each row continues
     np.testing.assert_array_equal(first["inputs"][:, 0], np.arange(4) * (999 // 4))  # rows are stream segments
@@ -65,9 +65,19 @@ def test_lm_train_batches_repeat_epochs_in_order_and_resume():
     it = iter(ds)
     seen = [next(it) for _ in range(12)]  # 9 windows per epoch
     np.testing.assert_array_equal(seen[9]["inputs"], seen[0]["inputs"])
-    assert bool(seen[9]["resets"])
+    assert seen[9]["resets"].all()
     state = it.get_state()
     want = next(it)
     again = iter(ds)
     again.set_state(state)
     np.testing.assert_array_equal(next(again)["inputs"], want["inputs"])
+
+
+def test_lm_eval_batches_score_every_token_once():
+    ids = np.arange(1001, dtype=np.int32)  # 1000 targets: 4 rows of 250, windows of 7 -> 36 windows, last has 5
+    batches = list(pipelines.lm_eval_batches(ids, batch_size=4, bptt=7))
+    assert len(batches) == 36
+    weights = np.concatenate([b["weights"] for b in batches], axis=1)
+    targets = np.concatenate([b["targets"] for b in batches], axis=1)
+    assert weights.sum() == 1000 and sorted(targets[weights > 0].tolist()) == list(range(1, 1001))
+    assert batches[-1]["weights"][:, 5:].sum() == 0

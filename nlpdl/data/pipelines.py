@@ -68,24 +68,38 @@ def eval_batches(arrays: dict[str, np.ndarray], batch_size: int, process_index: 
 
 class LMBatches:
     """Batch i of an epoch of truncated BPTT: the id stream cut into `batch_size` contiguous rows
-    (Zaremba et al. 2014), windows of `bptt` inputs with their next-token targets; a process keeps its rows."""
+    (Zaremba et al. 2014), windows of `bptt` inputs with their next-token targets; a process keeps its rows.
 
-    def __init__(self, ids: np.ndarray, batch_size: int, bptt: int, process_index: int = 0, process_count: int = 1):
+    With `pad_last`, a last window shorter than `bptt` is kept, padded with weight-0 positions, so that every
+    token of the rows is scored once (evaluation); otherwise it is dropped (training).
+    """
+
+    def __init__(self, ids: np.ndarray, batch_size: int, bptt: int, process_index: int = 0, process_count: int = 1,
+                 pad_last: bool = False):
         usable = (len(ids) - 1) // batch_size * batch_size
-        if usable < batch_size * bptt:
+        if usable < batch_size * (1 if pad_last else bptt):
             raise ValueError(f"{len(ids)} tokens are too few for batch_size={batch_size} x bptt={bptt}.")
         rows = local_rows(batch_size, process_index, process_count)
         self.inputs_BxN = ids[:usable].reshape(batch_size, -1)[rows].astype(np.int32)
         self.targets_BxN = ids[1: usable + 1].reshape(batch_size, -1)[rows].astype(np.int32)
         self.bptt = bptt
+        length = self.inputs_BxN.shape[1]
+        self.num_windows = -(-length // bptt) if pad_last else length // bptt
 
     def __len__(self) -> int:
-        return self.inputs_BxN.shape[1] // self.bptt
+        return self.num_windows
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         window = slice(i * self.bptt, (i + 1) * self.bptt)
-        return {"inputs": self.inputs_BxN[:, window], "targets": self.targets_BxN[:, window],
-                "resets": np.asarray(i == 0)}  # carried hidden state starts afresh with each epoch
+        inputs, targets = self.inputs_BxN[:, window], self.targets_BxN[:, window]
+        weights = np.ones(inputs.shape, np.float32)
+        missing = self.bptt - inputs.shape[1]
+        if missing:
+            pad = ((0, 0), (0, missing))
+            inputs, targets, weights = np.pad(inputs, pad), np.pad(targets, pad), np.pad(weights, pad)
+        # The carried state starts afresh with each epoch.
+        resets = np.full(inputs.shape[0], i == 0)
+        return {"inputs": inputs, "targets": targets, "weights": weights, "resets": resets}
 
 
 def lm_train_batches(ids: np.ndarray, batch_size: int, bptt: int, process_index: int = 0,
@@ -97,4 +111,4 @@ def lm_train_batches(ids: np.ndarray, batch_size: int, bptt: int, process_index:
 
 def lm_eval_batches(ids: np.ndarray, batch_size: int, bptt: int, process_index: int = 0,
                     process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
-    return iter(grain.MapDataset.source(LMBatches(ids, batch_size, bptt, process_index, process_count)))
+    return iter(grain.MapDataset.source(LMBatches(ids, batch_size, bptt, process_index, process_count, pad_last=True)))

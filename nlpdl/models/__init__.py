@@ -39,4 +39,4 @@ def build_model(cfg: ModelConfig, spec: DataSpec, rngs: nnx.Rngs) -> nnx.Module:
     return _BUILDERS[cfg.kind](cfg, spec, rngs)
 
 
-from nlpdl.models import ffn  # noqa: E402,F401  (registers)
+from nlpdl.models import ffn, nplm, rnn_lm  # noqa: E402,F401  (registers)

@@ -22,8 +22,8 @@ from nlpdl.models import DataSpec
 class TaskData:
     train: grain.IterDataset  # endless training batches
     evals: dict[str, Callable[[], Iterator[dict]]]  # split -> a fresh pass over it
-    train_size: int  # examples (or batches' worth of tokens) in one epoch
-    batch_size: int
+    steps_per_epoch: int
+    batch_size: int  # global batch size (rows)
     spec: DataSpec
     artifacts: dict[str, Any] = field(default_factory=dict)  # name -> object with .save(path), e.g. a vocab
 

@@ -66,20 +66,22 @@ def load_data(cfg: ExperimentConfig, data_dir: Path) -> TaskData:
     evals = {name: (lambda s=split: pipelines.eval_batches(s, cfg.data.eval_batch_size, **process))
              for name, split in splits.items() if name != "train"}
     return TaskData(train=pipelines.train_batches(train, batch_size, cfg.data.seed, **process), evals=evals,
-                    train_size=train_size, batch_size=batch_size, spec=spec, artifacts=artifacts)
+                    steps_per_epoch=max(train_size // batch_size, 1), batch_size=batch_size, spec=spec,
+                    artifacts=artifacts)
 
 
 def make_loss_fn(cfg: ExperimentConfig):
     loss = get_loss(cfg.task.loss)
 
-    def loss_fn(model, batch, *, train: bool, rngs=None):
+    def loss_fn(model, batch, carry=None, *, train: bool, rngs=None):
+        """Sentences are independent: nothing is carried (`carry` passes through)."""
         outputs = model(batch, train=train, rngs=rngs).astype(jnp.float32)
         weights_B = batch["weights"]
         count = jnp.sum(weights_B)
         loss_sum = jnp.sum(loss.fn(outputs, batch["labels"]) * weights_B)
         correct = jnp.sum((loss.predict(outputs) == batch["labels"]) * weights_B)
         tokens = jnp.sum(batch["lengths"] * weights_B) if "lengths" in batch else count
-        return {"loss_sum": loss_sum, "correct": correct, "count": count, "tokens": tokens}
+        return {"loss_sum": loss_sum, "correct": correct, "count": count, "tokens": tokens}, carry
 
     return loss_fn
 

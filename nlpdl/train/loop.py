@@ -27,7 +27,7 @@ from nlpdl.tasks import TaskData, get_task
 from nlpdl.train.checkpoint import Checkpointer
 from nlpdl.train.optim import make_optimizer, make_schedule
 from nlpdl.train.rundir import RunDir
-from nlpdl.train.state import TrainState, abstract_state, create_state, shardings_of, split_model
+from nlpdl.train.state import TrainState, abstract_state, create_state, shardings_of, split_model, zero_carry
 from nlpdl.train.step import StepOptions, jit_eval_step, jit_train_step
 
 
@@ -45,7 +45,7 @@ class Cadence:
 
     @classmethod
     def of(cls, cfg: C.ExperimentConfig, data: TaskData) -> "Cadence":
-        per_epoch = max(data.train_size // data.batch_size, 1)
+        per_epoch = data.steps_per_epoch
         eval_every = cfg.train.eval_every or per_epoch
         return cls(total=cfg.train.steps or cfg.train.epochs * per_epoch, steps_per_epoch=per_epoch,
                    eval_every=eval_every, log_every=cfg.train.log_every,
@@ -55,10 +55,11 @@ class Cadence:
         return step % every == 0 or step == self.total
 
 
-def evaluate(eval_fn, params, batches, mesh, summarize) -> dict[str, float]:
+def evaluate(eval_fn, params, carry, batches, mesh, summarize) -> dict[str, float]:
+    """One pass over a split; a recurrent model's carry runs through it from `carry` (zeros)."""
     sums, sync = None, parallel.needs_step_sync(mesh)
     for batch in batches:
-        out = eval_fn(params, parallel.put_batch(batch, mesh))
+        out, carry = eval_fn(params, carry, parallel.put_batch(batch, mesh))
         if sync:
             jax.block_until_ready(out)
         sums = out if sums is None else jax.tree.map(lambda a, b: a + b, sums, out)
@@ -91,10 +92,11 @@ class Trainer:
     eval_fn: Callable
 
     def init_state(self) -> TrainState:
-        return create_state(self.make_model, self.tx, self.cfg.train.seed, self.mesh)
+        return create_state(self.make_model, self.tx, self.cfg.train.seed, self.mesh, self.data.batch_size)
 
     def evaluate(self, params, split: str) -> dict[str, float]:
-        return evaluate(self.eval_fn, params, self.data.evals[split](), self.mesh, self.task.summarize)
+        carry = zero_carry(self.make_model, self.cfg.data.eval_batch_size, self.mesh)
+        return evaluate(self.eval_fn, params, carry, self.data.evals[split](), self.mesh, self.task.summarize)
 
 
 def build_trainer(cfg: C.ExperimentConfig, data_dir: Path) -> Trainer:
@@ -105,7 +107,7 @@ def build_trainer(cfg: C.ExperimentConfig, data_dir: Path) -> Trainer:
     parallel.check_batch_size(data.batch_size, mesh, "data.batch_size", cfg.train.grad_accum)
     parallel.check_batch_size(cfg.data.eval_batch_size, mesh, "data.eval_batch_size")
     cadence = Cadence.of(cfg, data)
-    tx = make_optimizer(cfg.optim, cadence.total)
+    tx = make_optimizer(cfg.optim, cadence.total, cadence.steps_per_epoch)
 
     def make_model(rngs: nnx.Rngs) -> nnx.Module:
         return build_model(cfg.model, data.spec, rngs)
@@ -113,10 +115,10 @@ def build_trainer(cfg: C.ExperimentConfig, data_dir: Path) -> Trainer:
     graphdef = split_model(make_model)
     loss_fn = task.make_loss_fn(cfg)
     options = StepOptions(grad_accum=cfg.train.grad_accum, compute_dtype=jnp.dtype(cfg.train.compute_dtype))
-    abstract = abstract_state(make_model, tx, cfg.train.seed, mesh)
+    abstract = abstract_state(make_model, tx, cfg.train.seed, mesh, data.batch_size)
     shardings = shardings_of(abstract)
     return Trainer(cfg=cfg, task=task, data=data, mesh=mesh, cadence=cadence,
-                   schedule=make_schedule(cfg.optim, cadence.total), tx=tx, make_model=make_model, abstract=abstract,
+                   schedule=make_schedule(cfg.optim, cadence.total, cadence.steps_per_epoch), tx=tx, make_model=make_model, abstract=abstract,
                    step_fn=jit_train_step(graphdef, tx, loss_fn, mesh, shardings, options),
                    eval_fn=jit_eval_step(graphdef, loss_fn, mesh, shardings.params, options))
 

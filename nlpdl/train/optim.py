@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import optax
 
 from nlpdl.config import OptimConfig
 
 
-def make_schedule(cfg: OptimConfig, total_steps: int) -> optax.Schedule:
-    """Constant, step decay or cosine, each after an optional linear warm-up."""
+def make_schedule(cfg: OptimConfig, total_steps: int, steps_per_epoch: int = 1) -> optax.Schedule:
+    """Constant, step decay or cosine, each after an optional linear warm-up; the step schedule decays at
+    `decay_start`, `decay_start + decay_every`, ... (counted in steps or epochs)."""
+    unit = steps_per_epoch if cfg.schedule_unit == "epochs" else 1
+    warmup, start, every = cfg.warmup_steps * unit, cfg.decay_start * unit, max(cfg.decay_every * unit, 1)
     if cfg.schedule == "constant":
         main = optax.constant_schedule(cfg.lr)
     elif cfg.schedule == "step":
-        every = cfg.decay_every or max(total_steps, 1)
-        main = optax.exponential_decay(cfg.lr, transition_steps=every, decay_rate=cfg.decay_rate,
-                                       transition_begin=max(cfg.decay_start - cfg.warmup_steps, 0),
-                                       staircase=True)
+        def main(step):
+            decays = jnp.where(step >= start, jnp.floor((step - start) / every) + 1, 0)
+            return cfg.lr * cfg.decay_rate ** decays
     else:
-        main = optax.cosine_decay_schedule(cfg.lr, max(total_steps - cfg.warmup_steps, 1), alpha=cfg.min_lr_ratio)
-    if cfg.warmup_steps == 0:
+        cosine = optax.cosine_decay_schedule(cfg.lr, max(total_steps - warmup, 1), alpha=cfg.min_lr_ratio)
+
+        def main(step):
+            return cosine(jnp.maximum(step - warmup, 0))
+    if warmup == 0:
         return main
-    warmup = optax.linear_schedule(0.0, cfg.lr, cfg.warmup_steps)
-    return optax.join_schedules([warmup, main], [cfg.warmup_steps])
+    ramp = optax.linear_schedule(0.0, cfg.lr, warmup)
+    return lambda step: jnp.where(step < warmup, ramp(step), main(step))
 
 
-def make_optimizer(cfg: OptimConfig, total_steps: int) -> optax.GradientTransformation:
-    lr = make_schedule(cfg, total_steps)
+def make_optimizer(cfg: OptimConfig, total_steps: int, steps_per_epoch: int = 1) -> optax.GradientTransformation:
+    lr = make_schedule(cfg, total_steps, steps_per_epoch)
     if cfg.name == "sgd":
         base = optax.sgd(lr)
     elif cfg.name == "momentum":

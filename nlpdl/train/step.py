@@ -17,8 +17,8 @@ from jax.sharding import Mesh
 from nlpdl import parallel
 from nlpdl.train.state import TrainState
 
-# (model, batch, *, train, rngs) -> {metric: sum}, with at least "loss_sum" and "count"
-LossFn = Callable[..., dict[str, jax.Array]]
+# (model, batch, carry, *, train, rngs) -> ({metric: sum} with at least "loss_sum" and "count", new carry)
+LossFn = Callable[..., tuple[dict[str, jax.Array], Any]]
 
 
 @dataclass(frozen=True)
@@ -31,44 +31,54 @@ def _cast(tree: Any, dtype: Any) -> Any:
     return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
 
 
-def _micro_batches(batch: dict, k: int) -> dict:
+def _micro_batches(tree: Any, k: int) -> Any:
     """[B, ...] -> [k, B/k, ...], micro-batch i = rows i, i+k, ...: each device keeps its own rows."""
-    return jax.tree.map(lambda x: jnp.swapaxes(x.reshape(x.shape[0] // k, k, *x.shape[1:]), 0, 1), batch)
+    return jax.tree.map(lambda x: jnp.swapaxes(x.reshape(x.shape[0] // k, k, *x.shape[1:]), 0, 1), tree)
+
+
+def _whole_batch(tree: Any) -> Any:
+    """The inverse of `_micro_batches`."""
+    return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1).reshape(-1, *x.shape[2:]), tree)
 
 
 def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
                loss_fn: LossFn, options: StepOptions = StepOptions()) -> tuple[TrainState, dict[str, jax.Array]]:
     key = jax.random.fold_in(state.rng, state.step)
 
-    def summed_loss(params, micro: dict, micro_key: jax.Array):
+    def summed_loss(params, micro: dict, carry: Any, micro_key: jax.Array):
         model = nnx.merge(graphdef, _cast(params, options.compute_dtype))
-        sums = loss_fn(model, micro, train=True, rngs=nnx.Rngs(dropout=micro_key))
+        sums, carry = loss_fn(model, micro, carry, train=True, rngs=nnx.Rngs(dropout=micro_key))
         sums = jax.tree.map(lambda x: x.astype(jnp.float32), sums)
-        return sums["loss_sum"], sums
+        # Truncated BPTT: no gradient flows into the next batch through the carry.
+        return sums["loss_sum"], (sums, jax.lax.stop_gradient(carry))
 
     grad_fn = jax.grad(summed_loss, has_aux=True)
     if options.grad_accum == 1:
-        grads, sums = grad_fn(state.params, batch, key)
+        grads, (sums, carry) = grad_fn(state.params, batch, state.carry, key)
     else:
-        def accumulate(carry, xs):
-            i, micro = xs
-            g, s = grad_fn(state.params, micro, jax.random.fold_in(key, i))
-            return jax.tree.map(jnp.add, carry, (g, s)), None
+        def accumulate(total, xs):
+            i, micro, micro_carry = xs
+            g, (s, c) = grad_fn(state.params, micro, micro_carry, jax.random.fold_in(key, i))
+            return jax.tree.map(jnp.add, total, (g, s)), c
 
-        zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(grad_fn, state.params, batch, key))
-        micro = _micro_batches(batch, options.grad_accum)
-        (grads, sums), _ = jax.lax.scan(accumulate, zeros, (jnp.arange(options.grad_accum), micro))
+        micro, micro_carry = _micro_batches((batch, state.carry), options.grad_accum)
+        g_shape, (s_shape, _) = jax.eval_shape(grad_fn, state.params, jax.tree.map(lambda x: x[0], micro),
+                                               jax.tree.map(lambda x: x[0], micro_carry), key)
+        zeros = jax.tree.map(jnp.zeros_like, (g_shape, s_shape))
+        (grads, sums), carries = jax.lax.scan(accumulate, zeros, (jnp.arange(options.grad_accum), micro, micro_carry))
+        carry = _whole_batch(carries)
     grads = jax.tree.map(lambda g: g / jnp.maximum(sums["count"], 1.0), grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {**sums, "grad_norm_sum": optax.tree.norm(grads), "steps": jnp.ones((), jnp.float32)}
-    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state, carry=carry), metrics
 
 
-def eval_step(params, batch: dict, *, graphdef: nnx.GraphDef, loss_fn: LossFn,
-              options: StepOptions = StepOptions()) -> dict[str, jax.Array]:
-    sums = loss_fn(nnx.merge(graphdef, _cast(params, options.compute_dtype)), batch, train=False, rngs=None)
-    return jax.tree.map(lambda x: x.astype(jnp.float32), sums)
+def eval_step(params, carry: Any, batch: dict, *, graphdef: nnx.GraphDef, loss_fn: LossFn,
+              options: StepOptions = StepOptions()) -> tuple[dict[str, jax.Array], Any]:
+    model = nnx.merge(graphdef, _cast(params, options.compute_dtype))
+    sums, carry = loss_fn(model, batch, carry, train=False, rngs=None)
+    return jax.tree.map(lambda x: x.astype(jnp.float32), sums), carry
 
 
 def jit_train_step(graphdef, tx, loss_fn: LossFn, mesh: Mesh, state_sharding: Any, options: StepOptions):
@@ -80,5 +90,5 @@ def jit_train_step(graphdef, tx, loss_fn: LossFn, mesh: Mesh, state_sharding: An
 
 def jit_eval_step(graphdef, loss_fn: LossFn, mesh: Mesh, params_sharding: Any, options: StepOptions):
     step = functools.partial(eval_step, graphdef=graphdef, loss_fn=loss_fn, options=options)
-    return jax.jit(step, in_shardings=(params_sharding, parallel.data_sharded(mesh)),
-                   out_shardings=parallel.replicated(mesh))
+    data = parallel.data_sharded(mesh)
+    return jax.jit(step, in_shardings=(params_sharding, data, data), out_shardings=(parallel.replicated(mesh), data))

@@ -1,0 +1,75 @@
+"""Language models on PTB and WikiText-2: Bengio's feed-forward LM, Elman RNN, LSTM (Zaremba et al. 2014), GRU."""
+
+from nlpdl.config import DataConfig, ExperimentConfig, OptimConfig, TaskConfig, TrainConfig, register
+from nlpdl.models.nplm import NPLMConfig
+from nlpdl.models.rnn_lm import RNNLMConfig
+
+TINY_DATA = dict(batch_size=4, eval_batch_size=128, bptt=8)
+TINY_TRAIN = TrainConfig(steps=20, eval_every=10, log_every=5, best_metric="perplexity", best_mode="min")
+
+
+def _lm(name: str, description: str, variant: str, *, data: DataConfig, model, optim: OptimConfig,
+        epochs: int) -> ExperimentConfig:
+    tiny = variant == "tiny"
+    if tiny:
+        data = DataConfig(**{**data.__dict__, **TINY_DATA})
+        model = type(model)(**{**model.__dict__, "embed_dim": 16, "hidden": 16})
+    train = TINY_TRAIN if tiny else TrainConfig(epochs=epochs, log_every=100, best_metric="perplexity",
+                                                best_mode="min")
+    return ExperimentConfig(name=name, description=description, task=TaskConfig(name="language_modeling"),
+                            data=data, model=model, optim=optim, train=train)
+
+
+def _zaremba_decay(lr: float, rate: float, start_epoch: int) -> OptimConfig:
+    """SGD, gradients clipped at norm 5, lr multiplied by `rate` every epoch from `start_epoch` on."""
+    return OptimConfig(name="sgd", lr=lr, clip_norm=5.0, schedule="step", decay_rate=rate, decay_every=1,
+                       decay_start=start_epoch, schedule_unit="epochs")
+
+
+@register("ptb_lstm_small", "Zaremba et al. (2014) small LSTM LM on PTB: 2x200, bptt 20, batch 20, 13 epochs")
+def ptb_lstm_small(variant: str) -> ExperimentConfig:
+    return _lm("ptb_lstm_small", "2x200 LSTM LM, PTB (Zaremba small)", variant,
+               data=DataConfig(dataset="ptb", batch_size=20, eval_batch_size=10, bptt=20),
+               model=RNNLMConfig(cell="lstm", embed_dim=200, hidden=200, num_layers=2, dropout=0.0, init_scale=0.1),
+               optim=_zaremba_decay(1.0, 0.5, 4), epochs=13)
+
+
+@register("ptb_lstm_medium", "Zaremba et al. (2014) medium LSTM LM on PTB: 2x650, dropout 0.5, 39 epochs")
+def ptb_lstm_medium(variant: str) -> ExperimentConfig:
+    return _lm("ptb_lstm_medium", "2x650 LSTM LM, PTB (Zaremba medium)", variant,
+               data=DataConfig(dataset="ptb", batch_size=20, eval_batch_size=10, bptt=35),
+               model=RNNLMConfig(cell="lstm", embed_dim=650, hidden=650, num_layers=2, dropout=0.5,
+                                 init_scale=0.05),
+               optim=_zaremba_decay(1.0, 1 / 1.2, 6), epochs=39)
+
+
+@register("ptb_gru_small", "GRU LM on PTB with the small LSTM's settings")
+def ptb_gru_small(variant: str) -> ExperimentConfig:
+    return _lm("ptb_gru_small", "2x200 GRU LM, PTB", variant,
+               data=DataConfig(dataset="ptb", batch_size=20, eval_batch_size=10, bptt=20),
+               model=RNNLMConfig(cell="gru", embed_dim=200, hidden=200, num_layers=2, init_scale=0.1),
+               optim=_zaremba_decay(1.0, 0.5, 4), epochs=13)
+
+
+@register("ptb_rnn", "Elman RNN LM on PTB: 1x300 tanh units, dropout 0.3")
+def ptb_rnn(variant: str) -> ExperimentConfig:
+    return _lm("ptb_rnn", "1x300 Elman RNN LM, PTB", variant,
+               data=DataConfig(dataset="ptb", batch_size=20, eval_batch_size=10, bptt=20),
+               model=RNNLMConfig(cell="rnn", embed_dim=300, hidden=300, num_layers=1, dropout=0.3, init_scale=0.1),
+               optim=_zaremba_decay(0.5, 0.5, 5), epochs=13)
+
+
+@register("ptb_nplm", "Bengio et al. (2003) feed-forward 5-gram LM on PTB")
+def ptb_nplm(variant: str) -> ExperimentConfig:
+    return _lm("ptb_nplm", "feed-forward 5-gram LM, PTB", variant,
+               data=DataConfig(dataset="ptb", batch_size=32, eval_batch_size=10, bptt=35),
+               model=NPLMConfig(context=4, embed_dim=100, hidden=500, dropout=0.3),
+               optim=OptimConfig(name="adam", lr=1e-3, clip_norm=5.0), epochs=8)
+
+
+@register("wikitext2_lstm", "2x200 LSTM LM on WikiText-2 with the small PTB settings")
+def wikitext2_lstm(variant: str) -> ExperimentConfig:
+    return _lm("wikitext2_lstm", "2x200 LSTM LM, WikiText-2", variant,
+               data=DataConfig(dataset="wikitext-2", batch_size=20, eval_batch_size=10, bptt=35),
+               model=RNNLMConfig(cell="lstm", embed_dim=200, hidden=200, num_layers=2, dropout=0.2, init_scale=0.1),
+               optim=_zaremba_decay(1.0, 0.5, 4), epochs=13)

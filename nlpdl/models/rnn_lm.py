@@ -1,0 +1,79 @@
+"""Recurrent language models: Elman RNN, LSTM or GRU cells, stacked, dropout on the non-recurrent connections
+(Zaremba et al. 2014), optionally tied input/output embeddings. The hidden state is carried across windows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from nlpdl.config import ModelConfig
+from nlpdl.models import DataSpec, register_model
+
+CELLS = {"rnn": nnx.SimpleCell, "lstm": nnx.LSTMCell, "gru": nnx.GRUCell}
+
+
+@dataclass(frozen=True)
+class RNNLMConfig(ModelConfig):
+    kind: str = "rnn_lm"
+    cell: Literal["rnn", "lstm", "gru"] = "lstm"
+    embed_dim: int = 200
+    hidden: int = 200
+    num_layers: int = 2
+    dropout: float = 0.0
+    tie_embeddings: bool = False  # needs embed_dim == hidden
+    init_scale: float = 0.1  # every weight uniform in [-s, s] (Zaremba); 0 keeps the layers' own initialisers
+
+
+class RecurrentLM(nnx.Module):
+    def __init__(self, cfg: RNNLMConfig, spec: DataSpec, rngs: nnx.Rngs):
+        if cfg.tie_embeddings and cfg.embed_dim != cfg.hidden:
+            raise ValueError(f"tied embeddings need model.embed_dim == model.hidden, got {cfg.embed_dim} and "
+                             f"{cfg.hidden}.")
+        init = {}
+        if cfg.init_scale:
+            uniform = nnx.initializers.uniform(2 * cfg.init_scale)
+
+            def init_fn(key, shape, dtype=jnp.float32):
+                return uniform(key, shape, dtype) - cfg.init_scale
+
+            init = {"kernel_init": init_fn, "recurrent_kernel_init": init_fn}
+        self.embed = nnx.Embed(spec.vocab_size, cfg.embed_dim, rngs=rngs,
+                               **({"embedding_init": init["kernel_init"]} if init else {}))
+        layers, width = [], cfg.embed_dim
+        for _ in range(cfg.num_layers):
+            layers.append(nnx.RNN(CELLS[cfg.cell](width, cfg.hidden, rngs=rngs, **init), return_carry=True,
+                                  rngs=False))
+            width = cfg.hidden
+        self.layers = nnx.List(layers)
+        self.tied = cfg.tie_embeddings
+        if self.tied:
+            self.out_bias = nnx.Param(jnp.zeros((spec.vocab_size,)))
+        else:
+            self.out = nnx.Linear(width, spec.vocab_size, rngs=rngs,
+                                  **({"kernel_init": init["kernel_init"]} if init else {}))
+        self.dropout = nnx.Dropout(cfg.dropout)
+        self.cell, self.hidden = cfg.cell, cfg.hidden
+
+    def initial_carry(self, batch_size: int) -> tuple[Any, ...]:
+        h_BxH = jnp.zeros((batch_size, self.hidden), jnp.float32)
+        return tuple((h_BxH, h_BxH) if self.cell == "lstm" else h_BxH for _ in self.layers)
+
+    def __call__(self, inputs_BxT: jax.Array, carry: tuple[Any, ...], *, train: bool = False,
+                 rngs: nnx.Rngs | None = None) -> tuple[jax.Array, tuple[Any, ...]]:
+        x = self.dropout(self.embed(inputs_BxT), deterministic=not train, rngs=rngs)
+        new_carry = []
+        for layer, layer_carry in zip(self.layers, carry):
+            layer_carry, x = layer(x, initial_carry=layer_carry)
+            x = self.dropout(x, deterministic=not train, rngs=rngs)
+            new_carry.append(layer_carry)
+        logits_BxTxV = self.embed.attend(x) + self.out_bias[...] if self.tied else self.out(x)
+        return logits_BxTxV, tuple(new_carry)
+
+
+@register_model(RNNLMConfig)
+def build(cfg: RNNLMConfig, spec: DataSpec, rngs: nnx.Rngs) -> RecurrentLM:
+    return RecurrentLM(cfg, spec, rngs)
