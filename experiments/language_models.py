@@ -20,10 +20,14 @@ def _lm(name: str, description: str, variant: str, *, data: DataConfig, model, o
                             data=data, model=model, optim=optim, train=train)
 
 
-def _zaremba_decay(lr: float, rate: float, start_epoch: int) -> OptimConfig:
-    """SGD, gradients clipped at norm 5, lr multiplied by `rate` every epoch from `start_epoch` on."""
-    return OptimConfig(name="sgd", lr=lr, clip_norm=5.0, schedule="step", decay_rate=rate, decay_every=1,
-                       decay_start=start_epoch, schedule_unit="epochs")
+def _zaremba_decay(lr: float, rate: float, start_epoch: int, bptt: int) -> OptimConfig:
+    """SGD with Zaremba's lr and norm-5 clipping, lr multiplied by `rate` every epoch from `start_epoch` on.
+
+    Zaremba's loss sums over the `bptt` time steps (and averages over the batch); nlpdl's averages over tokens,
+    a gradient `bptt` times smaller. lr * bptt and clip 5 / bptt give exactly his updates.
+    """
+    return OptimConfig(name="sgd", lr=lr * bptt, clip_norm=5.0 / bptt, schedule="step", decay_rate=rate,
+                       decay_every=1, decay_start=start_epoch, schedule_unit="epochs")
 
 
 @register("ptb_lstm_small", "Zaremba et al. (2014) small LSTM LM on PTB: 2x200, bptt 20, batch 20, 13 epochs")
@@ -31,7 +35,7 @@ def ptb_lstm_small(variant: str) -> ExperimentConfig:
     return _lm("ptb_lstm_small", "2x200 LSTM LM, PTB (Zaremba small)", variant,
                data=DataConfig(dataset="ptb", batch_size=20, eval_batch_size=10, bptt=20),
                model=RNNLMConfig(cell="lstm", embed_dim=200, hidden=200, num_layers=2, dropout=0.0, init_scale=0.1),
-               optim=_zaremba_decay(1.0, 0.5, 4), epochs=13)
+               optim=_zaremba_decay(1.0, 0.5, 4, bptt=20), epochs=13)
 
 
 @register("ptb_lstm_medium", "Zaremba et al. (2014) medium LSTM LM on PTB: 2x650, dropout 0.5, 39 epochs")
@@ -40,7 +44,7 @@ def ptb_lstm_medium(variant: str) -> ExperimentConfig:
                data=DataConfig(dataset="ptb", batch_size=20, eval_batch_size=10, bptt=35),
                model=RNNLMConfig(cell="lstm", embed_dim=650, hidden=650, num_layers=2, dropout=0.5,
                                  init_scale=0.05),
-               optim=_zaremba_decay(1.0, 1 / 1.2, 6), epochs=39)
+               optim=_zaremba_decay(1.0, 1 / 1.2, 6, bptt=35), epochs=39)
 
 
 @register("ptb_gru_small", "GRU LM on PTB with the small LSTM's settings")
@@ -48,7 +52,7 @@ def ptb_gru_small(variant: str) -> ExperimentConfig:
     return _lm("ptb_gru_small", "2x200 GRU LM, PTB", variant,
                data=DataConfig(dataset="ptb", batch_size=20, eval_batch_size=10, bptt=20),
                model=RNNLMConfig(cell="gru", embed_dim=200, hidden=200, num_layers=2, init_scale=0.1),
-               optim=_zaremba_decay(1.0, 0.5, 4), epochs=13)
+               optim=_zaremba_decay(1.0, 0.5, 4, bptt=20), epochs=13)
 
 
 @register("ptb_rnn", "Elman RNN LM on PTB: 1x300 tanh units, dropout 0.3")
@@ -56,7 +60,7 @@ def ptb_rnn(variant: str) -> ExperimentConfig:
     return _lm("ptb_rnn", "1x300 Elman RNN LM, PTB", variant,
                data=DataConfig(dataset="ptb", batch_size=20, eval_batch_size=10, bptt=20),
                model=RNNLMConfig(cell="rnn", embed_dim=300, hidden=300, num_layers=1, dropout=0.3, init_scale=0.1),
-               optim=_zaremba_decay(0.5, 0.5, 5), epochs=13)
+               optim=_zaremba_decay(0.5, 0.5, 5, bptt=20), epochs=13)
 
 
 @register("ptb_nplm", "Bengio et al. (2003) feed-forward 5-gram LM on PTB")
@@ -72,4 +76,4 @@ def wikitext2_lstm(variant: str) -> ExperimentConfig:
     return _lm("wikitext2_lstm", "2x200 LSTM LM, WikiText-2", variant,
                data=DataConfig(dataset="wikitext-2", batch_size=20, eval_batch_size=10, bptt=35),
                model=RNNLMConfig(cell="lstm", embed_dim=200, hidden=200, num_layers=2, dropout=0.2, init_scale=0.1),
-               optim=_zaremba_decay(1.0, 0.5, 4), epochs=13)
+               optim=_zaremba_decay(1.0, 0.5, 4, bptt=35), epochs=13)

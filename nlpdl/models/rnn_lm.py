@@ -70,7 +70,7 @@ class RecurrentLM(nnx.Module):
             layer_carry, x = layer(x, initial_carry=layer_carry)
             x = self.dropout(x, deterministic=not train, rngs=rngs)
             new_carry.append(layer_carry)
-        logits_BxTxV = self.embed.attend(x) + self.out_bias[...] if self.tied else self.out(x)
+        logits_BxTxV = self.embed.attend(x) + self.out_bias[None, None, :] if self.tied else self.out(x)
         return logits_BxTxV, tuple(new_carry)
 
 
