@@ -38,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--emit", action="store_true", help="print one `nlpdl train` line per point, run nothing")
     sweep.add_argument("--data-dir")
     sweep.add_argument("--no-progress", action="store_true")
+    evaluate = sub.add_parser("eval", help="score a run's best parameters on a split")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--data-dir")
     report = sub.add_parser("report", help="markdown table and PNG plots of a sweep")
     report.add_argument("sweep_dir")
     plot = sub.add_parser("plot", help="train/valid curves of one or more runs as a PNG")
@@ -65,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             commands.sweep(args.name, args.overrides, declared=args.sweep, grid=args.grid, zipped=args.zip,
                            seeds=args.seeds, sweep_dir=args.sweep_dir, emit=args.emit, data_dir=args.data_dir,
                            progress=not args.no_progress)
+        elif args.command == "eval":
+            commands.evaluate(args.run_dir, args.split, args.data_dir)
         elif args.command == "report":
             commands.report(args.sweep_dir)
         elif args.command == "plot":

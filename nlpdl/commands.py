@@ -9,7 +9,7 @@ from nlpdl import parallel, sweeps
 from nlpdl.data.sources import DataError, resolve_data_dir
 from nlpdl.parallel import MeshError
 from nlpdl.train.checkpoint import CheckpointError
-from nlpdl.train.loop import NonFiniteLoss, train as run_training
+from nlpdl.train.loop import NonFiniteLoss, evaluate_run, train as run_training
 
 USER_ERRORS = (C.ConfigError, DataError, MeshError, CheckpointError)  # exit code 2
 RUN_ERRORS = (NonFiniteLoss,)  # exit code 1
@@ -82,3 +82,9 @@ def plot(run_dirs: list[str], out: str, metrics: str | None) -> None:
         print(plot_runs([Path(d) for d in run_dirs], Path(out), chosen))
     except ValueError as e:
         raise C.ConfigError(str(e)) from None
+
+
+def evaluate(run_dir: str, split: str, data_dir: str | None = None) -> dict[str, float]:
+    scores = evaluate_run(Path(run_dir), split, resolve_data_dir(data_dir))
+    print(f"{run_dir}: {split} " + " ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+    return scores

@@ -82,3 +82,14 @@ def test_empty_data_file_is_one_line_error_with_exit_code_2(data_dir, tmp_path):
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "rt-polarity.neg is empty" in out.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_eval_scores_the_best_parameters_of_a_run(data_dir, tmp_path):
+    out = nlpdl("train", "xor:tiny", "--workdir", "run", "--data-dir", str(data_dir), "--no-progress", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    scored = nlpdl("eval", "run", "--split", "test", "--data-dir", str(data_dir), cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    assert f"run: test loss {results['test']['loss']:.4f} accuracy {results['test']['accuracy']:.4f}" in scored.stdout
+    bad = nlpdl("eval", "run", "--split", "dev", "--data-dir", str(data_dir), cwd=tmp_path)
+    assert bad.returncode == 2 and "no split 'dev'" in bad.stderr

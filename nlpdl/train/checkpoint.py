@@ -147,6 +147,9 @@ class Checkpointer:
 
     def restore_best(self, abstract_params: Any) -> tuple[Any, dict]:
         step = self.best.latest_step()
+        if step is None:
+            raise CheckpointError(f"{self.dir.parent} has no best checkpoint yet: train the run until its first "
+                                  f"evaluation (nlpdl train ... --workdir {self.dir.parent}).")
         out = self.best.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract_params),
                                                                 meta=ocp.args.JsonRestore()))
         return out.params, dict(out.meta)

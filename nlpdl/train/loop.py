@@ -220,3 +220,13 @@ def _evaluate_and_track(t: Trainer, run: RunDir, ckpt: Checkpointer, state: Trai
         meta = {"best": value, "best_step": step}
         ckpt.save_best(step, state.params, {"step": step, "valid": scores})
     return meta
+
+
+def evaluate_run(workdir: Path, split: str, data_dir: Path) -> dict[str, float]:
+    """Scores a run's best parameters on `split`, with the config and data pipeline it was trained with."""
+    cfg = RunDir(workdir).read_config()
+    t = build_trainer(cfg, data_dir)
+    if split not in t.data.evals:
+        raise C.ConfigError(f"{cfg.name} has no split {split!r}; choose one of {', '.join(t.data.evals)}.")
+    params, _ = Checkpointer(workdir, cfg.train.max_to_keep).restore_best(t.abstract.params)
+    return t.evaluate(params, split)

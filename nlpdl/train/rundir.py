@@ -37,6 +37,16 @@ class RunDir:
         self._tb = None
         self._tb_purge_step: int | None = None
 
+    def read_config(self) -> C.ExperimentConfig:
+        if not self.config_path.is_file():
+            raise C.ConfigError(f"{self.path} is not a run dir (no config.json); pass a dir `nlpdl train` wrote.")
+        try:
+            cfg = C.from_dict(C.ExperimentConfig, json.loads(self.config_path.read_text()))
+            C.validate(cfg)
+        except (C.ConfigError, ValueError, TypeError, KeyError) as e:
+            raise C.ConfigError(f"{self.config_path} is not a config this nlpdl can use ({e}).") from None
+        return cfg
+
     def check_config(self, cfg: C.ExperimentConfig, allow_config_change: bool = False) -> None:
         """Refuses a dir that holds another config (unless allowed) or files that are not an nlpdl run."""
         if self.config_path.exists():
