@@ -42,6 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--data-dir")
+    sample = sub.add_parser("sample", help="text from a trained language model")
+    sample.add_argument("run_dir")
+    sample.add_argument("--prompt", required=True)
+    sample.add_argument("--tokens", type=int, default=100)
+    sample.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
+    sample.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens (0: all)")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--data-dir")
     report = sub.add_parser("report", help="markdown table and PNG plots of a sweep")
     report.add_argument("sweep_dir")
     plot = sub.add_parser("plot", help="train/valid curves of one or more runs as a PNG")
@@ -71,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
                            progress=not args.no_progress)
         elif args.command == "eval":
             commands.evaluate(args.run_dir, args.split, args.data_dir)
+        elif args.command == "sample":
+            commands.sample(args.run_dir, args.prompt, args.tokens, args.temperature, args.top_k, args.seed,
+                            args.data_dir)
         elif args.command == "report":
             commands.report(args.sweep_dir)
         elif args.command == "plot":

@@ -88,3 +88,14 @@ def evaluate(run_dir: str, split: str, data_dir: str | None = None) -> dict[str,
     scores = evaluate_run(Path(run_dir), split, resolve_data_dir(data_dir))
     print(f"{run_dir}: {split} " + " ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     return scores
+
+
+def sample(run_dir: str, prompt: str, tokens: int, temperature: float, top_k: int, seed: int,
+           data_dir: str | None = None) -> str:
+    from nlpdl.sampling import sample_run
+
+    if tokens < 1 or temperature < 0 or top_k < 0:
+        raise C.ConfigError("--tokens must be >= 1, --temperature >= 0 and --top-k >= 0.")
+    text = sample_run(Path(run_dir), prompt, tokens, temperature, top_k, seed, resolve_data_dir(data_dir))
+    print(text)
+    return text

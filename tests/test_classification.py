@@ -14,7 +14,8 @@ def test_mr_splits_are_disjoint_and_sized_by_fold(data_dir):
     valid_rows = sum(int(b["weights"].sum()) for b in data.evals["valid"]())
     test_rows = sum(int(b["weights"].sum()) for b in data.evals["test"]())
     assert test_rows == 1067  # fold 0 of 10 over 10,662 sentences (array_split: first folds get one more)
-    assert data.steps_per_epoch * data.batch_size + valid_rows <= 10662 - test_rows < (data.steps_per_epoch + 1) * data.batch_size + valid_rows
+    train_rows = 10662 - test_rows - valid_rows
+    assert data.steps_per_epoch == train_rows // data.batch_size
     assert valid_rows == round((10662 - test_rows) * cfg.data.valid_fraction)
     assert set(data.evals) == {"valid", "test"}
     vocab = data.artifacts["vocab.json"]

@@ -93,3 +93,20 @@ def test_eval_scores_the_best_parameters_of_a_run(data_dir, tmp_path):
     assert f"run: test loss {results['test']['loss']:.4f} accuracy {results['test']['accuracy']:.4f}" in scored.stdout
     bad = nlpdl("eval", "run", "--split", "dev", "--data-dir", str(data_dir), cwd=tmp_path)
     assert bad.returncode == 2 and "no split 'dev'" in bad.stderr
+
+
+def test_sample_continues_a_prompt_reproducibly(data_dir, tmp_path):
+    out = nlpdl("train", "ptb_nplm:tiny", "--workdir", "lm", "--data-dir", str(data_dir), "--no-progress",
+                cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    args = ("sample", "lm", "--prompt", "the company said", "--tokens", "15", "--temperature", "0.8", "--top-k",
+            "40", "--seed", "1", "--data-dir", str(data_dir))
+    first, again = nlpdl(*args, cwd=tmp_path), nlpdl(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    words = first.stdout.split()
+    assert words[:3] == ["the", "company", "said"] and len(words) == 3 + 15
+    assert first.stdout == again.stdout
+    xor = nlpdl("train", "xor:tiny", "--workdir", "xor", "--data-dir", str(data_dir), "--no-progress", cwd=tmp_path)
+    assert xor.returncode == 0
+    refused = nlpdl("sample", "xor", "--prompt", "a", "--data-dir", str(data_dir), cwd=tmp_path)
+    assert refused.returncode == 2 and "needs a language model" in refused.stderr

@@ -118,7 +118,8 @@ def build_trainer(cfg: C.ExperimentConfig, data_dir: Path) -> Trainer:
     abstract = abstract_state(make_model, tx, cfg.train.seed, mesh, data.batch_size)
     shardings = shardings_of(abstract)
     return Trainer(cfg=cfg, task=task, data=data, mesh=mesh, cadence=cadence,
-                   schedule=make_schedule(cfg.optim, cadence.total, cadence.steps_per_epoch), tx=tx, make_model=make_model, abstract=abstract,
+                   schedule=make_schedule(cfg.optim, cadence.total, cadence.steps_per_epoch), tx=tx,
+                   make_model=make_model, abstract=abstract,
                    step_fn=jit_train_step(graphdef, tx, loss_fn, mesh, shardings, options),
                    eval_fn=jit_eval_step(graphdef, loss_fn, mesh, shardings.params, options))
 
