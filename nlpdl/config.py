@@ -106,7 +106,7 @@ class ExperimentConfig:
     optim: OptimConfig
     train: TrainConfig
 
-    FIXED: ClassVar[tuple[str, ...]] = ("name", "description", "model.kind")
+    FIXED: ClassVar[tuple[str, ...]] = ("name", "description", "task.name", "model.kind")
 
 
 # ---------------------------------------------------------------- model config classes by kind
