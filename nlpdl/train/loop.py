@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -88,6 +88,7 @@ class Trainer:
     tx: optax.GradientTransformation
     make_model: Callable[[nnx.Rngs], nnx.Module]
     abstract: TrainState  # shapes, dtypes and shardings: the restore target
+    eval_carry: Any  # the zero carry every evaluation pass starts from (None for stateless models)
     step_fn: Callable
     eval_fn: Callable
 
@@ -95,8 +96,8 @@ class Trainer:
         return create_state(self.make_model, self.tx, self.cfg.train.seed, self.mesh, self.data.batch_size)
 
     def evaluate(self, params, split: str) -> dict[str, float]:
-        carry = zero_carry(self.make_model, self.cfg.data.eval_batch_size, self.mesh)
-        return evaluate(self.eval_fn, params, carry, self.data.evals[split](), self.mesh, self.task.summarize)
+        return evaluate(self.eval_fn, params, self.eval_carry, self.data.evals[split](), self.mesh,
+                        self.task.summarize)
 
 
 def build_trainer(cfg: C.ExperimentConfig, data_dir: Path) -> Trainer:
@@ -120,6 +121,7 @@ def build_trainer(cfg: C.ExperimentConfig, data_dir: Path) -> Trainer:
     return Trainer(cfg=cfg, task=task, data=data, mesh=mesh, cadence=cadence,
                    schedule=make_schedule(cfg.optim, cadence.total, cadence.steps_per_epoch), tx=tx,
                    make_model=make_model, abstract=abstract,
+                   eval_carry=zero_carry(make_model, cfg.data.eval_batch_size, mesh),
                    step_fn=jit_train_step(graphdef, tx, loss_fn, mesh, shardings, options),
                    eval_fn=jit_eval_step(graphdef, loss_fn, mesh, shardings.params, options))
 
