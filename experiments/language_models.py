@@ -1,8 +1,12 @@
-"""Language models on PTB and WikiText-2: Bengio's feed-forward LM, Elman RNN, LSTM (Zaremba et al. 2014), GRU."""
+"""Language models on PTB, WikiText-2, Tiny Shakespeare and Botchan: Bengio's feed-forward LM, Elman RNN, LSTM
+(Zaremba et al. 2014), GRU and a causal Transformer; words, characters or sentencepiece pieces."""
+
+from dataclasses import replace
 
 from nlpdl.config import DataConfig, ExperimentConfig, OptimConfig, TaskConfig, TrainConfig, register
 from nlpdl.models.nplm import NPLMConfig
 from nlpdl.models.rnn_lm import RNNLMConfig
+from nlpdl.models.transformer_lm import TransformerLMConfig
 
 TINY_DATA = dict(batch_size=4, eval_batch_size=128, bptt=8)
 TINY_TRAIN = TrainConfig(steps=20, eval_every=10, log_every=5, best_metric="perplexity", best_mode="min")
@@ -12,8 +16,9 @@ def _lm(name: str, description: str, variant: str, *, data: DataConfig, model, o
         epochs: int) -> ExperimentConfig:
     tiny = variant == "tiny"
     if tiny:
-        data = DataConfig(**{**data.__dict__, **TINY_DATA})
-        model = type(model)(**{**model.__dict__, "embed_dim": 16, "hidden": 16})
+        data = replace(data, **TINY_DATA, spm_vocab_size=min(data.spm_vocab_size, 400))
+        model = (replace(model, d_model=16, num_heads=2, num_layers=2, d_ff=32) if model.kind == "transformer_lm"
+                 else replace(model, embed_dim=16, hidden=16))
     train = TINY_TRAIN if tiny else TrainConfig(epochs=epochs, log_every=100, best_metric="perplexity",
                                                 best_mode="min")
     return ExperimentConfig(name=name, description=description, task=TaskConfig(name="language_modeling"),
@@ -77,3 +82,49 @@ def wikitext2_lstm(variant: str) -> ExperimentConfig:
                data=DataConfig(dataset="wikitext-2", batch_size=20, eval_batch_size=10, bptt=35),
                model=RNNLMConfig(cell="lstm", embed_dim=200, hidden=200, num_layers=2, dropout=0.2, init_scale=0.1),
                optim=_zaremba_decay(1.0, 0.5, 4, bptt=35), epochs=13)
+
+
+def _adamw_cosine(lr: float, warmup: int) -> OptimConfig:
+    return OptimConfig(name="adamw", lr=lr, b2=0.99, weight_decay=0.1, clip_norm=1.0, schedule="cosine",
+                       warmup_steps=warmup, min_lr_ratio=0.1)
+
+
+@register("ptb_transformer_small", "causal Transformer LM on PTB words: 4 layers, 4 heads, d_model 256, context 128")
+def ptb_transformer_small(variant: str) -> ExperimentConfig:
+    return _lm("ptb_transformer_small", "4-layer causal Transformer LM, PTB", variant,
+               data=DataConfig(dataset="ptb", batch_size=16, eval_batch_size=10, bptt=128),
+               model=TransformerLMConfig(d_model=256, num_heads=4, num_layers=4, d_ff=1024, context=128,
+                                         dropout=0.3),
+               optim=_adamw_cosine(1e-3, warmup=200), epochs=10)
+
+
+@register("shakespeare_char_transformer", "character-level causal Transformer on Tiny Shakespeare (nanoGPT-style, "
+          "CPU-sized: 4 layers, 4 heads, d_model 128, context 128)")
+def shakespeare_char_transformer(variant: str) -> ExperimentConfig:
+    return _lm("shakespeare_char_transformer", "char-level Transformer LM, Tiny Shakespeare", variant,
+               data=DataConfig(dataset="tinyshakespeare", tokenizer="chars", batch_size=32, eval_batch_size=16,
+                               bptt=128),
+               model=TransformerLMConfig(d_model=128, num_heads=4, num_layers=4, d_ff=512, context=128,
+                                         dropout=0.1),
+               optim=_adamw_cosine(2e-3, warmup=100), epochs=8)
+
+
+@register("shakespeare_bpe_transformer", "subword causal Transformer on Tiny Shakespeare: sentencepiece BPE, 1000 "
+          "pieces trained on the train split")
+def shakespeare_bpe_transformer(variant: str) -> ExperimentConfig:
+    return _lm("shakespeare_bpe_transformer", "BPE-1000 Transformer LM, Tiny Shakespeare", variant,
+               data=DataConfig(dataset="tinyshakespeare", tokenizer="sentencepiece", spm_vocab_size=1000,
+                               batch_size=32, eval_batch_size=16, bptt=64),
+               model=TransformerLMConfig(d_model=128, num_heads=4, num_layers=4, d_ff=512, context=64,
+                                         dropout=0.2),
+               optim=_adamw_cosine(2e-3, warmup=100), epochs=10)
+
+
+@register("botchan_bpe_lstm", "subword LSTM LM on Botchan: sentencepiece BPE, 1000 pieces, 2x256")
+def botchan_bpe_lstm(variant: str) -> ExperimentConfig:
+    return _lm("botchan_bpe_lstm", "BPE-1000 LSTM LM, Botchan", variant,
+               data=DataConfig(dataset="botchan", tokenizer="sentencepiece", spm_vocab_size=1000, batch_size=16,
+                               eval_batch_size=4, bptt=35),
+               model=RNNLMConfig(cell="lstm", embed_dim=256, hidden=256, num_layers=2, dropout=0.3,
+                                 tie_embeddings=True, init_scale=0.1),
+               optim=OptimConfig(name="adam", lr=2e-3, clip_norm=1.0), epochs=15)

@@ -50,6 +50,9 @@ class DataConfig:
     valid_fraction: float = field(default=0.1, metadata={"min": 0.0, "max": 0.5})
     seed: int = 0  # split and shuffle order; independent of the model seed
     bptt: int = _positive(35)  # language models: tokens per truncated-BPTT window
+    tokenizer: Literal["words", "chars", "sentencepiece"] = "words"  # language models: what a token is
+    spm_vocab_size: int = _positive(1000)  # sentencepiece, trained on the train split
+    spm_model_type: Literal["bpe", "unigram"] = "bpe"
 
 
 @dataclass(frozen=True)

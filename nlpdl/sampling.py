@@ -1,5 +1,5 @@
 """Sampling text from a trained language model: one jitted `lax.scan` that carries the model's state (an RNN's
-hidden state, a feed-forward LM's context), so no step recomputes the prefix."""
+hidden state, a feed-forward LM's context, a Transformer's key/value cache), so no step recomputes the prefix."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from nlpdl import config as C
-from nlpdl.data.tokenizers import WordVocab
+from nlpdl.tasks.language_modeling import text_codec
 from nlpdl.train.checkpoint import Checkpointer
 from nlpdl.train.loop import build_trainer
 from nlpdl.train.rundir import RunDir
-from nlpdl.train.state import split_model
+from nlpdl.train.state import initial_carry, split_model
 
 
 def pick(logits_BxV: jax.Array, key: jax.Array, temperature: float, top_k: int) -> jax.Array:
@@ -29,12 +30,20 @@ def pick(logits_BxV: jax.Array, key: jax.Array, temperature: float, top_k: int) 
     return jax.random.categorical(key, logits_BxV / temperature, axis=-1)
 
 
+def decoding_carry(model: nnx.Module, batch_size: int, length: int):
+    """What the model carries while it decodes `length` positions: a Transformer's empty cache of that length,
+    else its training carry."""
+    if hasattr(model, "init_cache"):
+        return model.init_cache(batch_size, length)
+    return initial_carry(model, batch_size)
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef", "num_tokens", "temperature", "top_k"))
 def generate(params, prompt_1xP: jax.Array, key: jax.Array, *, graphdef: nnx.GraphDef, num_tokens: int,
              temperature: float, top_k: int) -> jax.Array:
     """The prompt is read once; then each step feeds one token and its carry."""
     model = nnx.merge(graphdef, params)
-    logits_1xPxV, carry = model(prompt_1xP, model.initial_carry(1))
+    logits_1xPxV, carry = model(prompt_1xP, decoding_carry(model, 1, prompt_1xP.shape[1] + num_tokens))
 
     def step(state, key):
         carry, logits_1xV = state
@@ -54,9 +63,8 @@ def sample_run(workdir: Path, prompt: str, num_tokens: int, temperature: float, 
     cfg = run.read_config()
     if cfg.task.name != "language_modeling":
         raise C.ConfigError(f"{workdir} trained a {cfg.task.name} model; sampling needs a language model.")
-    vocab = WordVocab.load(workdir / "vocab.json")
-    chars = cfg.data.dataset == "tinyshakespeare"
-    prompt_ids = vocab.encode(list(prompt) if chars else prompt.split())
+    encode, decode = text_codec(cfg, workdir)
+    prompt_ids = encode(prompt)
     if len(prompt_ids) == 0:
         raise C.ConfigError("--prompt is empty: give at least one token to continue from.")
     t = build_trainer(cfg, data_dir)
@@ -64,5 +72,5 @@ def sample_run(workdir: Path, prompt: str, num_tokens: int, temperature: float, 
     tokens = generate(params, jnp.asarray(prompt_ids)[None, :], jax.random.PRNGKey(seed),
                       graphdef=split_model(t.make_model), num_tokens=num_tokens, temperature=temperature,
                       top_k=top_k)
-    words = vocab.decode(jax.device_get(tokens))
-    return prompt + ("" if chars else " ") + ("".join(words) if chars else " ".join(words))
+    # Decoded with the prompt, as the model read it (unknown words show as <unk>; pieces join up correctly).
+    return decode(np.concatenate([np.asarray(prompt_ids), jax.device_get(tokens)]))

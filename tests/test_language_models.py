@@ -1,5 +1,6 @@
-"""Language models: the carry makes windows equal to one long sequence; resets; the LM task's data and
-protocol; resume and accumulation with a carried state."""
+"""Language models: the carry makes windows equal to one long sequence; resets; the Transformer's causal mask;
+the LM task's data, tokenizers and protocol; resume and accumulation with a carried state; a tiny run of each
+registered language-model experiment."""
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +14,9 @@ from nlpdl import parallel
 from nlpdl.models import DataSpec, build_model
 from nlpdl.models.nplm import NPLMConfig
 from nlpdl.models.rnn_lm import RNNLMConfig
+from nlpdl.models.transformer_lm import TransformerLMConfig, sinusoidal_positions
+from nlpdl.sampling import sample_run
+from nlpdl.data.sources import DataError, read_ptb
 from nlpdl.tasks import language_modeling
 from nlpdl.train.loop import build_trainer, train
 
@@ -92,3 +96,80 @@ def test_accumulation_splits_the_carry_rows_with_the_batch(data_dir):
             state, _ = t.step_fn(state, parallel.put_batch(next(it), t.mesh))
         states.append(jax.device_get(state))
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), *states)
+
+
+@pytest.mark.parametrize("positions", ["learned", "sinusoidal"])
+def test_causal_mask_leaks_nothing_from_later_tokens(positions):
+    cfg = TransformerLMConfig(d_model=16, num_heads=2, num_layers=2, d_ff=32, context=12, positions=positions)
+    model = build_model(cfg, SPEC, nnx.Rngs(0))
+    tokens_BxT = jax.random.randint(jax.random.PRNGKey(1), (3, 12), 0, 50)
+    logits, cache = model(tokens_BxT)
+    assert logits.shape == (3, 12, 50) and cache is None
+    for t in (0, 5, 11):
+        changed, _ = model(tokens_BxT.at[:, t].set((tokens_BxT[:, t] + 1) % 50))
+        np.testing.assert_array_equal(changed[:, :t], logits[:, :t])
+        assert not np.allclose(changed[:, t:], logits[:, t:])  # ... while the later positions do see it
+
+
+def test_transformer_attention_rows_sum_to_one_over_the_past_only():
+    model = build_model(TransformerLMConfig(d_model=16, num_heads=4, num_layers=3, d_ff=32, context=8), SPEC,
+                        nnx.Rngs(0))
+    _, _, attention = model(jnp.arange(16).reshape(2, 8), return_attention=True)
+    assert len(attention) == 3
+    for weights_BxHxTxS in attention:
+        assert weights_BxHxTxS.shape == (2, 4, 8, 8)
+        np.testing.assert_allclose(weights_BxHxTxS.sum(-1), 1.0, rtol=1e-5)
+        assert float(jnp.abs(jnp.triu(weights_BxHxTxS, k=1)).max()) == 0.0
+
+
+def test_transformer_refuses_windows_longer_than_its_positions():
+    with pytest.raises(C.ConfigError, match="data.bptt <= model.context"):
+        build_model(TransformerLMConfig(context=16), DataSpec(num_outputs=5, vocab_size=5, seq_len=32), nnx.Rngs(0))
+    model = build_model(TransformerLMConfig(d_model=8, num_heads=2, d_ff=8, context=16), SPEC, nnx.Rngs(0))
+    with pytest.raises(C.ConfigError, match="learned positions for 16 tokens"):
+        model.init_cache(1, 17)
+    sines = sinusoidal_positions(jnp.arange(3), 6)
+    np.testing.assert_allclose(sines[1, :2], [np.sin(1.0), np.cos(1.0)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dataset", ["ptb", "tinyshakespeare", "botchan"])
+def test_sentencepiece_streams_decode_back_to_the_split_text(dataset, data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("NLPDL_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = C.apply_overrides(C.get("botchan_bpe_lstm:tiny"), [f"data.dataset={dataset}"])
+    data = language_modeling.load_data(cfg, data_dir)
+    tokenizer = data.artifacts["tokenizer.model"]
+    assert data.spec.vocab_size == len(tokenizer) == 400
+    tokenizer.save(tmp_path / "tokenizer.model")
+    encode, decode = language_modeling.text_codec(cfg, tmp_path)
+    valid = language_modeling.read_split(dataset, "sentencepiece", data_dir, "valid")
+    assert decode(encode(valid)) == valid
+    assert len(encode(valid)) < 0.8 * len(valid)  # pieces merge characters (even with only ~100 merges)
+    with pytest.raises(DataError, match="Vocabulary size is smaller than required_chars"):
+        language_modeling.load_data(C.apply_overrides(cfg, ["data.spm_vocab_size=100"]), data_dir)
+
+
+def test_char_and_word_views_of_the_same_text(data_dir):
+    chars = C.apply_overrides(C.get("shakespeare_char_transformer:tiny"), [])
+    data = language_modeling.load_data(chars, data_dir)
+    assert data.spec.vocab_size == 65 + 2  # Tiny Shakespeare's 65 characters, <pad>, <unk>
+    words = language_modeling.read_split("botchan", "words", data_dir, "valid")
+    text = language_modeling.read_split("botchan", "chars", data_dir, "valid")
+    assert words.count("<eos>") == text.count("\n") and words[:-1] != []
+    ptb_text = language_modeling.read_split("ptb", "chars", data_dir, "valid")
+    assert ptb_text.split() == [w for w in read_ptb(data_dir, "valid") if w != "<eos>"]
+
+
+LM_EXPERIMENTS = ["ptb_nplm", "ptb_rnn", "ptb_gru_small", "ptb_transformer_small", "wikitext2_lstm",
+                  "shakespeare_char_transformer", "shakespeare_bpe_transformer", "botchan_bpe_lstm"]
+
+
+@pytest.mark.parametrize("name", LM_EXPERIMENTS)
+def test_tiny_run_of_each_language_model_experiment_learns_and_samples(name, data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("NLPDL_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = C.apply_overrides(C.get(f"{name}:tiny"), ["data.max_vocab=500"])  # scoring 33k-word softmaxes is slow
+    results = train(cfg, tmp_path / "run", data_dir, progress=False)
+    t = build_trainer(cfg, data_dir)
+    assert results["test"]["perplexity"] < t.evaluate(t.init_state().params, "test")["perplexity"]
+    prompt = "ROMEO:" if "shakespeare" in name else "the"
+    text = sample_run(tmp_path / "run", prompt, 12, 0.8, 10, 0, data_dir)
+    assert text.startswith(prompt) and len(text) > len(prompt)

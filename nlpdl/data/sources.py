@@ -85,6 +85,8 @@ WIKITEXT2_SPLITS = ("train", "valid", "test")
 # Tiny Shakespeare has no official split. Train is the first 90% of the characters, as in char-rnn and nanoGPT; their
 # last-10% validation part is halved here into valid and test. Bounds are in twentieths of the text.
 TINYSHAKESPEARE_SPLITS = {"train": (0, 18), "valid": (18, 19), "test": (19, 20)}
+# Botchan has no standard split either: the same 90 / 5 / 5, in lines.
+BOTCHAN_SPLITS = TINYSHAKESPEARE_SPLITS
 
 
 def resolve_data_dir(flag: str | None = None) -> Path:
@@ -95,6 +97,13 @@ def resolve_data_dir(flag: str | None = None) -> Path:
         return Path(env).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
     return Path(cache).expanduser() / "nlpdl" / "data"
+
+
+def resolve_cache_dir() -> Path:
+    """Where derived files (sentencepiece models and their corpora) go: $NLPDL_CACHE_DIR, else the user cache."""
+    if env := os.environ.get("NLPDL_CACHE_DIR"):
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "nlpdl" / "derived"
 
 
 def remote_file(dataset: str, name: str) -> RemoteFile:
@@ -270,6 +279,15 @@ def read_botchan(data_dir: Path) -> list[str]:
         if text.strip():
             out.append(text)
     return out
+
+
+def read_botchan_split(data_dir: Path, split: str) -> str:
+    """Botchan `split` as text, one line per line: train the first 90% of the non-blank lines, valid and test the
+    next 5% each (cut at n * 18 // 20 and n * 19 // 20)."""
+    _check_split("Botchan", split, BOTCHAN_SPLITS)
+    lines = read_botchan(data_dir)
+    start, stop = BOTCHAN_SPLITS[split]
+    return "".join(line + "\n" for line in lines[len(lines) * start // 20:len(lines) * stop // 20])
 
 
 def kfold_split(n: int, num_folds: int, fold: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

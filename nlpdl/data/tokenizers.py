@@ -154,6 +154,9 @@ class SentencePieceTokenizer:
     def encode(self, text: str) -> np.ndarray:
         return np.asarray(self.processor.encode(text), dtype=np.int32)
 
+    def save(self, path: Path) -> None:
+        atomic_write_bytes(Path(path), self.model_path.read_bytes())
+
     def decode(self, ids: Iterable[int]) -> str:
         return self.processor.decode(np.asarray(ids, dtype=np.int64).reshape(-1).tolist())
 
@@ -182,31 +185,37 @@ class SentencePieceTokenizer:
 
 def _train_spm_bytes(corpus: Path, settings: dict[str, Any]) -> bytes:
     model = io.BytesIO()
-    with open(os.devnull, "w") as quiet:
-        spm.SentencePieceTrainer.train(
-            input=str(corpus), model_writer=model, logstream=quiet,
-            **settings, **{f"{k}_id": v for k, v in _SPM_SPECIALS.items()},
-            # identity + no whitespace squashing so decode(encode(text)) == text.
-            normalization_rule_name="identity", remove_extra_whitespaces=False,
-            num_threads=4,
-        )
+    try:
+        with open(os.devnull, "w") as quiet:
+            spm.SentencePieceTrainer.train(
+                input=str(corpus), model_writer=model, logstream=quiet,
+                **settings, **{f"{k}_id": v for k, v in _SPM_SPECIALS.items()},
+                # identity + no whitespace squashing so decode(encode(text)) == text.
+                normalization_rule_name="identity", remove_extra_whitespaces=False,
+                num_threads=4, minloglevel=2,
+            )
+    except RuntimeError as err:
+        raise DataError(f"sentencepiece could not train on {corpus} with {settings}: {str(err).split('] ')[-1]}"
+                        ) from None
     return model.getvalue()
 
 
 def train_sentencepiece(corpus: Path, cache_dir: Path, *, vocab_size: int, model_type: str = "bpe",
-                        character_coverage: float = 1.0, byte_fallback: bool = True,
+                        character_coverage: float = 1.0, byte_fallback: bool = True, add_dummy_prefix: bool = False,
                         lock_timeout_s: float = 600.0) -> SentencePieceTokenizer:
     """Train (once per corpus content + settings) or load a cached SentencePiece model.
 
     Special ids are pad=0, unk=1, bos=2, eos=3. Only one process trains: it holds `<model>.lock`
     (created with O_EXCL) while the others poll for the model file for up to `lock_timeout_s`.
-    The model is written atomically, so nobody sees a half-written file.
+    The model is written atomically, so nobody sees a half-written file. Without the dummy prefix a line's first
+    word gets the same pieces whether it is encoded alone or inside a stream, and decoding gives the text back.
     """
     corpus, cache_dir = Path(corpus), Path(cache_dir)
     if not corpus.is_file():
         raise DataError(f"sentencepiece corpus {corpus} does not exist: pass a text file with one sentence per line.")
     settings = {"vocab_size": vocab_size, "model_type": model_type,
-                "character_coverage": character_coverage, "byte_fallback": byte_fallback}
+                "character_coverage": character_coverage, "byte_fallback": byte_fallback,
+                "add_dummy_prefix": add_dummy_prefix}
     key_doc = json.dumps({"corpus": sha256_file(corpus), **settings, **_SPM_SPECIALS}, sort_keys=True)
     key = hashlib.sha256(key_doc.encode()).hexdigest()[:12]
     model_path = cache_dir / f"spm-{model_type}-{vocab_size}-{key}.model"

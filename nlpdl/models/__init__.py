@@ -18,6 +18,7 @@ class DataSpec:
     vocab_size: int = 0
     input_dim: int = 0
     pad_id: int = 0
+    seq_len: int = 0  # tokens per window a sequence model reads (language models: data.bptt)
 
 
 Builder = Callable[[ModelConfig, DataSpec, nnx.Rngs], nnx.Module]
@@ -39,4 +40,4 @@ def build_model(cfg: ModelConfig, spec: DataSpec, rngs: nnx.Rngs) -> nnx.Module:
     return _BUILDERS[cfg.kind](cfg, spec, rngs)
 
 
-from nlpdl.models import ffn, nplm, rnn_lm  # noqa: E402,F401  (registers)
+from nlpdl.models import ffn, nplm, rnn_lm, transformer_lm  # noqa: E402,F401  (registers)
