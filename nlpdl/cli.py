@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--data-dir")
     report = sub.add_parser("report", help="markdown table and PNG plots of a sweep")
     report.add_argument("sweep_dir")
+    predict = sub.add_parser("predict", help="class probabilities of sentences from a trained classifier")
+    predict.add_argument("run_dir")
+    predict.add_argument("sentences", nargs="+", help="each argument is one sentence")
+    predict.add_argument("--data-dir")
     plot = sub.add_parser("plot", help="train/valid curves of one or more runs as a PNG")
     plot.add_argument("run_dirs", nargs="+")
     plot.add_argument("--out", default="curves.png", help="PNG to write (default: curves.png)")
@@ -82,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "sample":
             commands.sample(args.run_dir, args.prompt, args.tokens, args.temperature, args.top_k, args.seed,
                             args.data_dir)
+        elif args.command == "predict":
+            commands.predict(args.run_dir, args.sentences, args.data_dir)
         elif args.command == "report":
             commands.report(args.sweep_dir)
         elif args.command == "plot":

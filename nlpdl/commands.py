@@ -99,3 +99,13 @@ def sample(run_dir: str, prompt: str, tokens: int, temperature: float, top_k: in
     text = sample_run(Path(run_dir), prompt, tokens, temperature, top_k, seed, resolve_data_dir(data_dir))
     print(text)
     return text
+
+
+def predict(run_dir: str, sentences: list[str], data_dir: str | None = None) -> list[dict[str, float]]:
+    from nlpdl.predict import predict_run
+
+    rows = predict_run(Path(run_dir), sentences, resolve_data_dir(data_dir))
+    for sentence, probs in zip(sentences, rows):
+        best = max(probs, key=probs.get)
+        print(f"{best}\t" + "  ".join(f"{name} {p:.4f}" for name, p in probs.items()) + f"\t{sentence}")
+    return rows

@@ -49,6 +49,7 @@ class DataConfig:
     fold: int = _nonneg(0)
     valid_fraction: float = field(default=0.1, metadata={"min": 0.0, "max": 0.5})
     seed: int = 0  # split and shuffle order; independent of the model seed
+    phrases: bool = True  # SST: also train on every labelled phrase of the training trees (Kim 2014)
     bptt: int = _positive(35)  # language models: tokens per truncated-BPTT window
     tokenizer: Literal["words", "chars", "sentencepiece"] = "words"  # language models: what a token is
     spm_vocab_size: int = _positive(1000)  # sentencepiece, trained on the train split
@@ -80,6 +81,8 @@ class OptimConfig:
     decay_start: int = _nonneg(0)  # ... the first time at this step (or epoch)
     schedule_unit: Literal["steps", "epochs"] = "steps"  # what warmup_steps, decay_every and decay_start count
     min_lr_ratio: float = field(default=0.0, metadata={"min": 0.0, "max": 1.0})  # cosine floor
+    max_norm: float = _nonneg(0.0)  # > 0: after each update, every column of the output layer (`out/kernel`) with
+    # a larger L2 norm is scaled back to it (Kim 2014's constraint); 0: none
 
 
 @dataclass(frozen=True)
@@ -128,10 +131,12 @@ def register_model_config(cls: type[ModelConfig]) -> type[ModelConfig]:
 
 @dataclass(frozen=True)
 class Sweep:
-    """An ablation as data: the product of `grid`, crossed with the `zip` axes taken in lockstep, x seeds."""
+    """An ablation as data: the product of `grid`, crossed with the `zip` axes taken in lockstep, x `pooled`
+    x seeds. Results are averaged over the `pooled` axes as over seeds (e.g. the folds of cross-validation)."""
 
     grid: dict[str, tuple[str, ...]] = field(default_factory=dict)
     zip: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    pooled: dict[str, tuple[str, ...]] = field(default_factory=dict)
     seeds: int = 1
     overrides: tuple[str, ...] = ()  # applied to every point
 

@@ -53,7 +53,9 @@ def expand(sweep: C.Sweep) -> list[Point]:
         raise C.ConfigError(f"zipped axes need equal lengths, got { {k: len(v) for k, v in sweep.zip.items()} }.")
     zipped = [dict(zip(sweep.zip, vs)) for vs in zip(*sweep.zip.values())] or [{}]
     product = [dict(zip(sweep.grid, vs)) for vs in itertools.product(*sweep.grid.values())]
-    return [Point({**g, **z}, seed) for g in product for z in zipped for seed in range(sweep.seeds)]
+    pooled = [dict(zip(sweep.pooled, vs)) for vs in itertools.product(*sweep.pooled.values())]
+    return [Point({**g, **z, **p}, seed) for g in product for z in zipped for p in pooled
+            for seed in range(sweep.seeds)]
 
 
 def resolve_sweep(spec: str, declared: str | None, grid: list[str], zipped: list[str], seeds: int | None,
@@ -67,14 +69,15 @@ def resolve_sweep(spec: str, declared: str | None, grid: list[str], zipped: list
             raise C.ConfigError(f"experiment {exp.name!r} declares no sweep {declared!r} (declared: {known}).")
         base = exp.sweeps[declared]
     sweep = C.Sweep(grid={**base.grid, **parse_axes(grid, "--grid")}, zip={**base.zip, **parse_axes(zipped, "--zip")},
-                    seeds=seeds or base.seeds, overrides=tuple(base.overrides) + tuple(overrides))
-    if not sweep.grid and not sweep.zip and sweep.seeds < 2:
+                    pooled=dict(base.pooled), seeds=seeds or base.seeds,
+                    overrides=tuple(base.overrides) + tuple(overrides))
+    if not sweep.grid and not sweep.zip and not sweep.pooled and sweep.seeds < 2:
         raise C.ConfigError("a sweep needs at least one --grid or --zip axis, a declared --sweep, or --seeds >= 2.")
     return sweep
 
 
 def default_sweep_dir(spec: str, declared: str | None, sweep: C.Sweep) -> Path:
-    label = declared or "+".join([*sweep.grid, *sweep.zip]) or "seeds"
+    label = declared or "+".join([*sweep.grid, *sweep.zip, *sweep.pooled]) or "seeds"
     return Path("runs") / "sweeps" / safe_name(",".join([spec.replace(":", "-"), *sweep.overrides]) + "-" + label)
 
 
@@ -93,7 +96,7 @@ def write_manifest(spec: str, sweep: C.Sweep, sweep_dir: Path, points: list[tupl
     cfg = points[0][1]
     manifest = {"experiment": spec, "base_overrides": list(sweep.overrides),
                 "axes": {k: list(v) for k, v in {**sweep.grid, **sweep.zip}.items()},
-                "seeds": list(range(sweep.seeds)),
+                "pooled": {k: list(v) for k, v in sweep.pooled.items()}, "seeds": list(range(sweep.seeds)),
                 "points": [{"name": p.name, "values": p.values, "seed": p.seed} for p, _ in points],
                 "metric": cfg.train.best_metric, "mode": cfg.train.best_mode}
     path = sweep_dir / "sweep.json"

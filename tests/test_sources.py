@@ -1,5 +1,6 @@
 """Tests for nlpdl.data.sources against the real files in shared/data."""
 
+import functools
 import hashlib
 import os
 import shutil
@@ -9,10 +10,12 @@ import numpy as np
 import pytest
 
 from nlpdl.data import sources
-from nlpdl.data.sources import (DATASETS, DataError, RemoteFile, dataset_file, kfold_split, read_botchan, read_mr,
-                                read_ptb, read_tinyshakespeare, read_wikitext2, resolve_data_dir, verify_dataset)
+from nlpdl.data.sources import (DATASETS, TREC_CLASSES, DataError, RemoteFile, dataset_file, kfold_split,
+                                read_botchan, read_mr, read_polarity, read_ptb, read_sst, read_sst_phrases,
+                                read_tinyshakespeare, read_trec, read_wikitext2, resolve_data_dir, verify_dataset)
 
 LM_DATASETS = ("wikitext-2", "tinyshakespeare", "botchan")
+CLS_DATASETS = ("subj", "cr", "mpqa", "sst2", "sst5", "sst-trees", "trec")
 
 
 @pytest.fixture
@@ -20,6 +23,14 @@ def lm_data_dir(data_dir):
     """data_dir, skipping when the language-modelling corpora are not there."""
     if not all((data_dir / name / f.name).is_file() for name in LM_DATASETS for f in DATASETS[name]):
         pytest.skip(f"language-modelling datasets not found under {data_dir}")
+    return data_dir
+
+
+@pytest.fixture
+def cls_data_dir(data_dir):
+    """data_dir, skipping when the sentence-classification datasets beyond MR are not there."""
+    if not all((data_dir / name / f.name).is_file() for name in CLS_DATASETS for f in DATASETS[name]):
+        pytest.skip(f"sentence-classification datasets not found under {data_dir}")
     return data_dir
 
 
@@ -236,3 +247,185 @@ def test_read_botchan_bom_crlf_blank_and_bad_bytes(tmp_path):
     path.write_bytes(b"\xef\xbb\xbfOne\r\n\r\ntw\xe9o\r\n")
     with pytest.raises(DataError, match=r"botchan.txt line 3 is not UTF-8 \(.* at byte 2\).*464bd530"):
         read_botchan(tmp_path)
+
+
+def _write(data_dir: Path, dataset: str, name: str, data: bytes) -> Path:
+    """A small stand-in data file (existing files are not re-hashed, so any bytes will do)."""
+    path = data_dir / dataset / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("dataset", CLS_DATASETS)
+def test_verify_cls_datasets(cls_data_dir, dataset):
+    verify_dataset(cls_data_dir, dataset)
+
+
+@pytest.mark.parametrize("dataset,neg,pos", [("mr", 5331, 5331), ("subj", 5000, 5000), ("cr", 1366, 2405),
+                                             ("mpqa", 7292, 3311)])
+def test_read_polarity_counts(cls_data_dir, dataset, neg, pos):
+    sentences, labels = read_polarity(cls_data_dir, dataset)
+    assert labels.dtype == np.int32 and len(sentences) == len(labels) == neg + pos
+    assert (labels[:neg] == 0).all() and (labels[neg:] == 1).all()
+    assert all(s and s == s.strip(" \t\n\r") for s in sentences)
+
+
+def test_read_polarity_blank_lines_and_encodings(cls_data_dir):
+    # CR and MPQA have blank lines (counted by `wc -l`: 1,368 + 2,407 and 7,294 + 3,312); they are dropped.
+    for dataset, blanks in (("cr", 4), ("mpqa", 3)):
+        lines = sum(len((cls_data_dir / dataset / f.name).read_bytes().split(b"\n")) - 1 for f in DATASETS[dataset])
+        assert lines - blanks == len(read_polarity(cls_data_dir, dataset)[0])
+    subj, _ = read_polarity(cls_data_dir, "subj")  # subj.subjective is Latin-1
+    assert sum(not s.isascii() for s in subj) > 100 and any("\x85" in s for s in subj)
+    assert read_polarity(cls_data_dir, "mr")[0] == read_mr(cls_data_dir)[0]
+
+
+def test_read_polarity_errors(tmp_path):
+    with pytest.raises(DataError, match="mr, subj, cr, mpqa"):
+        read_polarity(tmp_path, "sst2")
+    _write(tmp_path, "cr", "custrev.neg", b"\n  \n")
+    _write(tmp_path, "cr", "custrev.pos", b"good\n")
+    with pytest.raises(DataError, match=r"custrev.neg has only blank lines.*8f29d7fa"):
+        read_polarity(tmp_path, "cr")
+    _write(tmp_path, "cr", "custrev.neg", b"bad\nbad \xe9\n")
+    with pytest.raises(DataError, match=r"custrev.neg line 2 is not UTF-8"):
+        read_polarity(tmp_path, "cr")
+
+
+@pytest.mark.parametrize("classes,split,counts", [
+    (2, "train", [3310, 3610]), (2, "dev", [428, 444]), (2, "test", [912, 909]),
+    (5, "train", [1092, 2218, 1624, 2322, 1288]), (5, "dev", [139, 289, 229, 279, 165]),
+    (5, "test", [279, 633, 389, 510, 399])])
+def test_read_sst_counts(cls_data_dir, classes, split, counts):
+    sentences, labels = read_sst(cls_data_dir, classes, split)
+    assert labels.dtype == np.int32 and len(sentences) == sum(counts)
+    assert np.bincount(labels, minlength=classes).tolist() == counts
+    assert all(s and s == s.strip() and s == s.lower() for s in sentences)
+
+
+def test_read_sst_first_line(cls_data_dir):
+    sentences, labels = read_sst(cls_data_dir, 5, "train")
+    assert labels[0] == 4 and sentences[0].startswith("a stirring , funny and finally transporting re-imagining")
+
+
+@pytest.mark.parametrize("line", [b"5 too high", b"x no label", b"-1 negative", b"1", b"1\tno space", b" ", b"+1 signed"])
+def test_read_sst_bad_label(tmp_path, line):
+    _write(tmp_path, "sst5", "stsa.fine.dev", b"4 fine .\n0 also fine\n" + line + b"\n")
+    with pytest.raises(DataError, match=r"stsa.fine.dev line 3: wrong label format.*0\.\.4.*b2f76c62"):
+        read_sst(tmp_path, 5, "dev")
+
+
+def test_read_sst_binary_rejects_label_2_and_bad_args(tmp_path):
+    _write(tmp_path, "sst2", "stsa.binary.test", b"1 good\n2 neutral\n")
+    with pytest.raises(DataError, match=r"stsa.binary.test line 2: wrong label format.*0\.\.1"):
+        read_sst(tmp_path, 2, "test")
+    with pytest.raises(DataError, match="train, dev, test"):
+        read_sst(tmp_path, 2, "valid")
+    with pytest.raises(DataError, match="2 or 5"):
+        read_sst(tmp_path, 3, "test")
+    with pytest.raises(DataError, match="2 or 5"):
+        read_sst_phrases(tmp_path, 1)
+
+
+@functools.cache
+def _phrases(data_dir: Path, classes: int) -> tuple[list[str], np.ndarray]:
+    return read_sst_phrases(data_dir, classes)
+
+
+@pytest.fixture
+def sst_phrases(cls_data_dir):
+    """(data dir, {classes: phrases}), each parsed once for all the tests below."""
+    return cls_data_dir, {classes: _phrases(cls_data_dir, classes) for classes in (2, 5)}
+
+
+def test_sst_phrase_counts(sst_phrases):
+    _, phrases = sst_phrases
+    texts, labels = phrases[5]
+    assert len(texts) == len(set(texts)) == 156_817 and labels.dtype == np.int32
+    assert np.bincount(labels).tolist() == [7189, 27513, 79856, 33016, 9243]
+    texts, labels = phrases[2]
+    assert len(texts) == len(set(texts)) == 77_195 and np.bincount(labels).tolist() == [34788, 42407]
+    assert texts[0].startswith("the rock is destined to be the 21st century 's new `` conan ''")
+    fine = set(phrases[5][0])  # -LRB- / -RRB- lower-cased, "\\/" kept, U+00A0 inside a leaf kept
+    assert {"-lrb- taymor -rrb-", "co-writer\\/director", "2\xa01\\/2"} <= fine and not any("LRB" in t for t in fine)
+
+
+@pytest.mark.parametrize("classes", [2, 5])
+def test_sst_phrases_hold_every_train_sentence(sst_phrases, classes):
+    data_dir, phrases = sst_phrases
+    label_of = dict(zip(*phrases[classes]))
+    sentences, labels = read_sst(data_dir, classes, "train")
+    assert [label_of.get(s) for s in sentences] == labels.tolist()
+
+
+def test_sst_phrases_binary_mapping_dedup_and_case(tmp_path):
+    _write(tmp_path, "sst-trees", "train.txt",
+           b"(3 (1 (0 Bad) (2 film)) (4 (2 -LRB-) (4 great) (2 -RRB-)))\n"
+           b"(2 (4 great) (2 film))\n"
+           b"(1 (1 (0 bad) (2 Film)) (3 fine))\n")
+    texts, labels = read_sst_phrases(tmp_path, 5)
+    assert texts == ["bad film -lrb- great -rrb-", "bad film", "bad", "film", "-lrb- great -rrb-", "-lrb-", "great",
+                     "-rrb-", "great film", "bad film fine", "fine"]
+    assert labels.tolist() == [3, 1, 0, 2, 4, 2, 4, 2, 2, 1, 3] and labels.dtype == np.int32
+    texts, labels = read_sst_phrases(tmp_path, 2)
+    assert texts == ["bad film -lrb- great -rrb-", "bad film", "bad", "-lrb- great -rrb-", "great", "bad film fine",
+                     "fine"]
+    assert labels.tolist() == [1, 0, 0, 1, 1, 0, 1]
+
+
+@pytest.mark.parametrize("tree,what", [
+    (b"(3 (2 a) (2 b)", "missing '\\)'"), (b"(3 (2 a) (2 b)))", "unbalanced"),
+    (b"(3 (2 a) (2 b)) (2 c)", "text after the root"),
+    (b"(7 (2 a) (2 b))", "wrong label format '7'"), (b"(x a)", "wrong label format 'x'"), (b"(3 (2 a b))", "word 'a'"),
+    (b"(3 (2 a) b)", "word 'b'"), (b"(3 ())", "wrong label format '\\)'"), (b"(3 (2))", "subtree without words"),
+    (b"", "no tree"), (b"a", "word 'a'")])
+def test_sst_phrases_malformed_tree(tmp_path, tree, what):
+    _write(tmp_path, "sst-trees", "train.txt", b"(2 (2 ok) (2 .))\n" + tree + b"\n")
+    with pytest.raises(DataError, match=rf"train.txt line 2: malformed tree \({what}.*e2f3f41b"):
+        read_sst_phrases(tmp_path, 5)
+
+
+def test_read_trec_counts(cls_data_dir):
+    counts = {"train": [86, 1162, 1250, 1223, 835, 896], "test": [9, 138, 94, 65, 81, 113]}
+    for split, expected in counts.items():
+        questions, labels = read_trec(cls_data_dir, split)
+        assert labels.dtype == np.int32 and len(questions) == sum(expected)
+        assert np.bincount(labels, minlength=len(TREC_CLASSES)).tolist() == expected
+    questions, labels = read_trec(cls_data_dir, "train")
+    assert questions[0] == "How did serfdom develop in and then leave Russia ?" and TREC_CLASSES[labels[0]] == "DESC"
+    assert [q for q in questions if not q.isascii()] == [
+        "Which city has the oldest relationship as a sister\xf0city with Los Angeles ?"]
+
+
+@pytest.mark.parametrize("line,match", [(b"FOO:bar What ?", "unknown coarse label 'FOO'"),
+                                        (b"desc:manner How ?", "unknown coarse label 'desc'"),
+                                        (b"DESC How ?", "wrong label format"), (b"DESC: How ?", "wrong label format"),
+                                        (b"DESC:manner", "wrong label format")])
+def test_read_trec_bad_label(tmp_path, line, match):
+    _write(tmp_path, "trec", "TREC.test", b"NUM:date When ?\n" + line + b"\n")
+    with pytest.raises(DataError, match=rf"TREC.test line 2: {match}.*033f22c0"):
+        read_trec(tmp_path, "test")
+    with pytest.raises(DataError, match="train, test"):
+        read_trec(tmp_path, "dev")
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 1 << 20])
+def test_download_cuts_to_head_lines(monkeypatch, tmp_path, chunk):
+    kept = b"(2 a)\n(3 bb)\n"
+    src = tmp_path / "remote" / "trees.txt"
+    src.parent.mkdir()
+    src.write_bytes(kept + b"(4 dev tree)\n(1 another)\n")
+    remote = RemoteFile("trees.txt", src.as_uri(), hashlib.sha256(kept).hexdigest(), len(kept), head_lines=2)
+    monkeypatch.setitem(sources.DATASETS, "toy", (remote,))
+    monkeypatch.setattr(sources, "_CHUNK", chunk)
+    path = dataset_file(tmp_path / "data", "toy", "trees.txt", download=True)
+    assert path.read_bytes() == kept
+    verify_dataset(tmp_path / "data", "toy")
+
+
+def test_head_lines_named_in_messages(tmp_path):
+    remote = sources.remote_file("sst-trees", "train.txt")
+    assert remote.head_lines == 8_544 and remote.size == 2_160_058
+    with pytest.raises(DataError, match=r"RNTN/12bb731b.*/trees/train.txt \(keep only its first 8,544 lines\)"):
+        dataset_file(tmp_path, "sst-trees", "train.txt")

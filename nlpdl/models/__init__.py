@@ -40,4 +40,5 @@ def build_model(cfg: ModelConfig, spec: DataSpec, rngs: nnx.Rngs) -> nnx.Module:
     return _BUILDERS[cfg.kind](cfg, spec, rngs)
 
 
-from nlpdl.models import ffn, nplm, rnn_lm, transformer_lm  # noqa: E402,F401  (registers)
+from nlpdl.models import (  # noqa: E402,F401  (registers)
+    cnn, ffn, nplm, rnn_classifier, rnn_lm, transformer_classifier, transformer_lm)

@@ -39,6 +39,16 @@ def sign_predict(logits_Bx1: jax.Array) -> jax.Array:
     return (logits_Bx1[..., 0] > 0).astype(jnp.int32)
 
 
+def softmax_probabilities(outputs_BxC: jax.Array) -> jax.Array:
+    return jax.nn.softmax(outputs_BxC, axis=-1)
+
+
+def sigmoid_probabilities(logits_Bx1: jax.Array) -> jax.Array:
+    """P(class 0), P(class 1) from the single logit."""
+    p1_B = jax.nn.sigmoid(logits_Bx1[..., 0])
+    return jnp.stack([1.0 - p1_B, p1_B], axis=-1)
+
+
 def one_output_per_class(num_classes: int) -> int:
     """C outputs for C classes."""
     return num_classes
@@ -53,17 +63,21 @@ def one_output_for_two_classes(num_classes: int) -> int:
 
 @dataclass(frozen=True)
 class Loss:
-    """A per-example loss, how many model outputs it needs for C classes, and how it predicts."""
+    """A per-example loss, how many model outputs it needs for C classes, how it predicts, and the class
+    probabilities it models (B x C)."""
 
     fn: Callable[[jax.Array, jax.Array], jax.Array]
     num_outputs: Callable[[int], int]
     predict: Callable[[jax.Array], jax.Array]
+    probabilities: Callable[[jax.Array], jax.Array]
 
 
 LOSSES: dict[str, Loss] = {
-    "cross_entropy": Loss(cross_entropy, one_output_per_class, argmax_predict),
-    "binary_cross_entropy": Loss(binary_cross_entropy, one_output_for_two_classes, sign_predict),
-    "mse": Loss(mse, one_output_per_class, argmax_predict),
+    "cross_entropy": Loss(cross_entropy, one_output_per_class, argmax_predict, softmax_probabilities),
+    "binary_cross_entropy": Loss(binary_cross_entropy, one_output_for_two_classes, sign_predict,
+                                 sigmoid_probabilities),
+    # MSE regresses one-hot targets; its outputs are read as scores, normalised by a softmax
+    "mse": Loss(mse, one_output_per_class, argmax_predict, softmax_probabilities),
 }
 
 

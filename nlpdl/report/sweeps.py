@@ -6,7 +6,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ class SweepSummary:
     metric: str
     mode: str  # "max" or "min": which way the headline metric is better
     groups: tuple[GroupSummary, ...]
+    pooled: dict[str, list] = field(default_factory=dict)  # axes averaged over like seeds (CV folds)
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -111,7 +112,7 @@ def summarize_sweep(sweep_dir: Path) -> SweepSummary:
         sweep_dir=sweep_dir, experiment=sweep.get("experiment", sweep_dir.name),
         base_overrides=tuple(sweep.get("base_overrides", ())), axes=dict(axes),
         seeds=tuple(sweep.get("seeds") or sorted({p["seed"] for p in points})),
-        metric=sweep.get("metric", "accuracy"), mode=mode, groups=tuple(groups))
+        metric=sweep.get("metric", "accuracy"), mode=mode, groups=tuple(groups), pooled=sweep.get("pooled", {}))
 
 
 def best_groups(summary: SweepSummary) -> list[int]:
@@ -151,10 +152,12 @@ def render_report(summary: SweepSummary, figures: Sequence[Path] = ()) -> str:
         f"- base overrides: {overrides}",
         "- axes: " + (", ".join(f"`{a}` ({', '.join(map(str, v))})" for a, v in summary.axes.items()) or "none"),
         f"- seeds: {', '.join(map(str, summary.seeds))}",
+        *(f"- pooled like seeds: `{a}` ({', '.join(map(str, v))})" for a, v in summary.pooled.items()),
         (f"- best row in bold: {summary.metric} on {summary.selection_split} ({summary.mode} is better); "
-         f"cells are mean ± sample std over finished seeds"),
+         f"cells are mean ± sample std over finished runs (seeds{' and pooled axes' if summary.pooled else ''})"),
         f"- finished runs: {finished}/{total}", "",
-        "| " + " | ".join([*map(cell, axes), "seeds", *(f"{s} {m}" for s, m in columns)]) + " |",
+        "| " + " | ".join([*map(cell, axes), "runs" if summary.pooled else "seeds",
+                           *(f"{s} {m}" for s, m in columns)]) + " |",
         "|" + "---|" * (len(axes) + 1 + len(columns)),
     ]
     for i, g in enumerate(summary.groups):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +11,8 @@ import numpy as np
 
 from nlpdl.config import ExperimentConfig
 from nlpdl.data import pipelines
-from nlpdl.data.sources import DataError, kfold_split, read_mr
+from nlpdl.data.sources import (TREC_CLASSES, DataError, kfold_split, read_polarity, read_sst, read_sst_phrases,
+                                read_trec)
 from nlpdl.data.tokenizers import WordVocab, tokenize_words
 from nlpdl.fundamentals.xor import XOR_INPUTS, XOR_LABELS
 from nlpdl.models import DataSpec
@@ -18,6 +20,10 @@ from nlpdl.nn.losses import get_loss
 from nlpdl.tasks import TaskData
 
 Split = dict[str, np.ndarray]  # "tokens"/"lengths" or "features", plus "labels"
+CV_DATASETS = ("mr", "subj", "cr", "mpqa")  # no standard split: k-fold cross-validation
+CLASS_NAMES = {"sst2": ("negative", "positive"), "sst5": ("very negative", "negative", "neutral", "positive",
+                                                           "very positive"),
+               "trec": TREC_CLASSES, "subj": ("objective", "subjective")}
 
 
 def _xor_splits(cfg: ExperimentConfig, data_dir: Path) -> tuple[dict[str, Split], int, dict]:
@@ -26,26 +32,76 @@ def _xor_splits(cfg: ExperimentConfig, data_dir: Path) -> tuple[dict[str, Split]
     return {"train": split, "valid": split, "test": split}, 2, {}
 
 
-def _mr_splits(cfg: ExperimentConfig, data_dir: Path) -> tuple[dict[str, Split], int, dict]:
-    """MR: fold `data.fold` of `data.num_folds` is the test set; `valid_fraction` of the rest is held out."""
+Texts = dict[str, tuple[list[str], np.ndarray]]  # split -> (sentences, labels)
+
+
+def _holdout(train_idx: np.ndarray, cfg: ExperimentConfig) -> tuple[np.ndarray, np.ndarray]:
+    """`valid_fraction` of the training rows (shuffled with data.seed) as valid; returns (train, valid)."""
+    train_idx = np.random.default_rng(cfg.data.seed + 1).permutation(train_idx)
+    num_valid = int(round(len(train_idx) * cfg.data.valid_fraction))
+    return train_idx[num_valid:], train_idx[:num_valid]
+
+
+def _pick(sentences: list[str], labels: np.ndarray, idx: np.ndarray) -> tuple[list[str], np.ndarray]:
+    return [sentences[i] for i in idx], labels[idx]
+
+
+def _cv_texts(cfg: ExperimentConfig, data_dir: Path) -> tuple[Texts, int]:
+    """MR, Subj, CR, MPQA: fold `data.fold` of `data.num_folds` is the test set; `valid_fraction` of the rest
+    is held out."""
     d = cfg.data
-    sentences, labels = read_mr(data_dir)
-    train_idx, test_idx = kfold_split(len(sentences), d.num_folds, d.fold, d.seed)
-    train_idx = np.random.default_rng(d.seed + 1).permutation(train_idx)
-    num_valid = int(round(len(train_idx) * d.valid_fraction))
-    parts = {"train": train_idx[num_valid:], "valid": train_idx[:num_valid], "test": test_idx}
-    tokens = [tokenize_words(s) for s in sentences]
-    vocab = WordVocab.build((tokens[i] for i in parts["train"]), min_count=d.min_count, max_size=d.max_vocab)
-    splits = {}
-    for name, idx in parts.items():
-        if len(idx) == 0:
-            continue
-        arrays = pipelines.pad_token_ids([vocab.encode(tokens[i]) for i in idx], d.max_len, vocab.pad_id)
-        splits[name] = {**arrays, "labels": labels[idx]}
-    return splits, 2, {"vocab.json": vocab}
+    sentences, labels = read_polarity(data_dir, d.dataset)
+    rest, test = kfold_split(len(sentences), d.num_folds, d.fold, d.seed)
+    train, valid = _holdout(rest, cfg)
+    return {name: _pick(sentences, labels, idx) for name, idx in
+            (("train", train), ("valid", valid), ("test", test))}, 2
 
 
-DATASETS = {"xor": _xor_splits, "mr": _mr_splits}
+def _sst_texts(cfg: ExperimentConfig, data_dir: Path) -> tuple[Texts, int]:
+    """SST-2 / SST-5: the standard train/dev/test; with `data.phrases` training also sees every labelled phrase
+    of the training trees (Kim 2014), while dev and test stay whole sentences."""
+    classes = 2 if cfg.data.dataset == "sst2" else 5
+    train = (read_sst_phrases(data_dir, classes) if cfg.data.phrases
+             else read_sst(data_dir, classes, "train"))
+    return {"train": train, "valid": read_sst(data_dir, classes, "dev"),
+            "test": read_sst(data_dir, classes, "test")}, classes
+
+
+def _trec_texts(cfg: ExperimentConfig, data_dir: Path) -> tuple[Texts, int]:
+    """TREC (6 coarse classes): the standard test set; valid is `valid_fraction` of the training questions."""
+    sentences, labels = read_trec(data_dir, "train")
+    train, valid = _holdout(np.arange(len(sentences)), cfg)
+    return {"train": _pick(sentences, labels, train), "valid": _pick(sentences, labels, valid),
+            "test": read_trec(data_dir, "test")}, len(TREC_CLASSES)
+
+
+def _sentence_splits(read: Callable[[ExperimentConfig, Path], tuple[Texts, int]]):
+    """Reads a dataset's texts, builds the vocabulary from its train split and pads every split."""
+
+    def splits(cfg: ExperimentConfig, data_dir: Path) -> tuple[dict[str, Split], int, dict]:
+        d = cfg.data
+        texts, num_classes = read(cfg, data_dir)
+        tokens = {name: [tokenize_words(s) for s in sentences] for name, (sentences, _) in texts.items()}
+        vocab = WordVocab.build(tokens["train"], min_count=d.min_count, max_size=d.max_vocab)
+        out = {}
+        for name, (_, labels) in texts.items():
+            if len(labels):
+                arrays = pipelines.pad_token_ids([vocab.encode(t) for t in tokens[name]], d.max_len, vocab.pad_id)
+                out[name] = {**arrays, "labels": np.asarray(labels, np.int32)}
+        return out, num_classes, {"vocab.json": vocab}
+
+    return splits
+
+
+DATASETS = {"xor": _xor_splits, **{name: _sentence_splits(_cv_texts) for name in CV_DATASETS},
+            "sst2": _sentence_splits(_sst_texts), "sst5": _sentence_splits(_sst_texts),
+            "trec": _sentence_splits(_trec_texts)}
+
+
+def encode_sentences(sentences: list[str], vocab: WordVocab, max_len: int) -> dict[str, np.ndarray]:
+    """Sentences as a padded batch, tokenised exactly as training did (for prediction)."""
+    arrays = pipelines.pad_token_ids([vocab.encode(tokenize_words(s)) for s in sentences], max_len, vocab.pad_id)
+    return {k: jnp.asarray(v) for k, v in arrays.items()}
 
 
 def load_data(cfg: ExperimentConfig, data_dir: Path) -> TaskData:
@@ -61,7 +117,7 @@ def load_data(cfg: ExperimentConfig, data_dir: Path) -> TaskData:
     spec = DataSpec(num_outputs=get_loss(cfg.task.loss).num_outputs(num_classes),
                     vocab_size=len(vocab) if vocab else 0,
                     input_dim=train["features"].shape[1] if "features" in train else 0,
-                    pad_id=vocab.pad_id if vocab else 0)
+                    pad_id=vocab.pad_id if vocab else 0, seq_len=cfg.data.max_len)
     process = dict(process_index=jax.process_index(), process_count=jax.process_count())
     evals = {name: (lambda s=split: pipelines.eval_batches(s, cfg.data.eval_batch_size, **process))
              for name, split in splits.items() if name != "train"}

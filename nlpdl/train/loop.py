@@ -136,6 +136,7 @@ def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_confi
     ckpt, start, state, meta = _open_run(t, run, allow_config_change, train_iter)
 
     sync = parallel.needs_step_sync(mesh)
+    started, seconds_before = time.perf_counter(), run.read_train_seconds()
     pending: list[tuple[int, dict]] = []
     bar = tqdm(total=cadence.total, initial=start, disable=not (progress and run.writer), dynamic_ncols=True,
                unit="step")
@@ -172,13 +173,14 @@ def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_confi
     finally:
         bar.close()
         run.close()
+        run.write_train_seconds(seconds_before + time.perf_counter() - started)
     ckpt.wait()
 
     if ckpt.best_step() is None:  # no valid split: the final parameters are the result
         ckpt.save_best(cadence.total, state.params, {"step": cadence.total})
         ckpt.wait()
     best_params, best_meta = ckpt.restore_best(t.abstract.params)
-    results = {"best_step": best_meta["step"]}
+    results = {"best_step": best_meta["step"], "num_params": sum(x.size for x in jax.tree.leaves(best_params))}
     for split in data.evals:
         results[split] = t.evaluate(best_params, split)
     run.write_results(results)

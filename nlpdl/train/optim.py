@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -50,4 +51,32 @@ def make_optimizer(cfg: OptimConfig, total_steps: int, steps_per_epoch: int = 1)
     if cfg.weight_decay > 0 and cfg.name != "adamw":
         # L2 decay added to the gradient before the update rule, as in classic SGD weight decay.
         chain.append(optax.add_decayed_weights(cfg.weight_decay))
-    return optax.chain(*chain, base)
+    chain.append(base)
+    if cfg.max_norm > 0:
+        chain.append(output_max_norm(cfg.max_norm))
+    return optax.chain(*chain)
+
+
+def _is_output_kernel(path) -> bool:
+    names = [getattr(k, "key", getattr(k, "name", None)) for k in path]
+    return names[-2:] == ["out", "kernel"]
+
+
+def output_max_norm(max_norm: float) -> optax.GradientTransformation:
+    """Turns the update of the output layer's kernel (in x classes) into one that leaves each class's weight
+    column with L2 norm at most `max_norm` (a projection after the step, as in Kim 2014)."""
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("output_max_norm needs the params: call tx.update(grads, state, params).")
+
+        def project(path, u, p):
+            if not _is_output_kernel(path):
+                return u
+            new = p + u
+            norms = jnp.linalg.norm(new, axis=0, keepdims=True)
+            return new * jnp.minimum(1.0, max_norm / jnp.maximum(norms, 1e-12)) - p
+
+        return jax.tree_util.tree_map_with_path(project, updates, params), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)

@@ -114,6 +114,16 @@ class RunDir:
             self._tb.close()
             self._tb = None
 
+    def read_train_seconds(self) -> float:
+        """Training wall time of the earlier invocations of this run (0 for a new run)."""
+        path = self.path / "timing.json"
+        return float(json.loads(path.read_text())["train_seconds"]) if path.is_file() else 0.0
+
+    def write_train_seconds(self, seconds: float) -> None:
+        """Kept out of results.json, which a resumed run writes bit for bit as an uninterrupted one would."""
+        if self.writer:
+            atomic_write_text(self.path / "timing.json", json.dumps({"train_seconds": seconds}) + "\n")
+
     def write_results(self, results: dict) -> None:
         if not self.writer:
             return

@@ -1,0 +1,137 @@
+"""The course's classifiers: padding never changes a sentence's logits, output shapes, the datasets' protocols
+(CV folds, fixed splits, SST phrases), Kim's max-norm, a tiny end-to-end run per architecture, predict."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from nlpdl import config as C
+from nlpdl.cli import main as nlpdl_main
+from nlpdl.models import DataSpec, build_model
+from nlpdl.models.cnn import CNNConfig
+from nlpdl.models.ffn import FFNConfig
+from nlpdl.models.rnn_classifier import RNNClassifierConfig
+from nlpdl.models.transformer_classifier import TransformerClassifierConfig
+from nlpdl.predict import predict_run
+from nlpdl.tasks import classification
+from nlpdl.train.loop import build_trainer, train
+from nlpdl.train.optim import output_max_norm
+
+SPEC = DataSpec(num_outputs=3, vocab_size=40, seq_len=10)
+MODELS = {
+    "ffn": FFNConfig(embed_dim=8, hidden=8),
+    "cnn": CNNConfig(embed_dim=8, maps=4),
+    "rnn-mean": RNNClassifierConfig(cell="rnn", embed_dim=8, hidden=6, pooling="mean"),
+    "lstm-final": RNNClassifierConfig(cell="lstm", embed_dim=8, hidden=6),
+    "gru-max": RNNClassifierConfig(cell="gru", embed_dim=8, hidden=6, pooling="max"),
+    "bilstm-2layers": RNNClassifierConfig(cell="lstm", embed_dim=8, hidden=6, num_layers=2, bidirectional=True),
+    "bigru-final": RNNClassifierConfig(cell="gru", embed_dim=8, hidden=6, bidirectional=True),
+    "birnn-max": RNNClassifierConfig(cell="rnn", embed_dim=8, hidden=6, pooling="max", bidirectional=True),
+    "transformer-cls": TransformerClassifierConfig(d_model=16, num_heads=2, d_ff=16, max_len=10),
+    "transformer-mean": TransformerClassifierConfig(d_model=16, num_heads=4, num_layers=2, d_ff=16, max_len=10,
+                                                    pooling="mean", positions="sinusoidal"),
+}
+
+
+def padded_batch():
+    lengths_B = np.array([3, 10, 1, 6])
+    tokens_BxL = np.array(jax.random.randint(jax.random.PRNGKey(0), (4, 10), 2, 40))
+    tokens_BxL[np.arange(10)[None] >= lengths_B[:, None]] = 7  # padding that is not even the pad id
+    return tokens_BxL, lengths_B
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_padded_batch_gives_each_sentence_its_logits_alone(name):
+    model = build_model(MODELS[name], SPEC, nnx.Rngs(0))
+    tokens_BxL, lengths_B = padded_batch()
+    together = model({"tokens": jnp.asarray(tokens_BxL), "lengths": jnp.asarray(lengths_B)})
+    assert together.shape == (4, 3)
+    for i, n in enumerate(lengths_B):
+        alone = model({"tokens": jnp.asarray(tokens_BxL[i:i + 1, :n]), "lengths": jnp.asarray(lengths_B[i:i + 1])})
+        np.testing.assert_allclose(together[i], alone[0], rtol=1e-5, atol=1e-6)
+
+
+def test_the_backward_direction_reads_each_sentence_from_its_own_end():
+    model = build_model(MODELS["bilstm-2layers"], SPEC, nnx.Rngs(0))
+    tokens_BxL, lengths_B = padded_batch()
+    batch = {"tokens": jnp.asarray(tokens_BxL), "lengths": jnp.asarray(lengths_B)}
+    outputs, final_BxH = model.layer_outputs(batch)
+    assert [o.shape for o in outputs] == [(4, 10, 8), (4, 10, 12), (4, 10, 12)]  # embeddings, 2 layers x 2 dirs
+    # the backward final state is the backward output at the first token; the forward one at the last token
+    np.testing.assert_allclose(final_BxH[:, 6:], outputs[-1][:, 0, 6:], rtol=1e-6)
+    np.testing.assert_allclose(final_BxH[:, :6], outputs[-1][np.arange(4), lengths_B - 1, :6], rtol=1e-6)
+
+
+def test_max_norm_keeps_every_output_column_within_the_bound():
+    params = {"out": {"kernel": jnp.array([[3.0, 0.1], [4.0, 0.1]]), "bias": jnp.array([9.0, 9.0])},
+              "embed": {"kernel": jnp.full((2, 2), 10.0)}}
+    tx = optax.chain(optax.sgd(1.0), output_max_norm(3.0))
+    updates, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
+    new = optax.apply_updates(params, updates)
+    np.testing.assert_allclose(new["out"]["kernel"][:, 0], [1.8, 2.4], rtol=1e-6)  # norm 5 -> 3
+    np.testing.assert_allclose(new["out"]["kernel"][:, 1], [0.1, 0.1])  # within the bound: untouched
+    assert float(new["embed"]["kernel"].max()) == 10.0 and float(new["out"]["bias"][0]) == 9.0
+
+
+@pytest.mark.parametrize("dataset,sizes,classes", [
+    ("subj", (10_000, 1000), 2), ("cr", (3771, 378), 2), ("mpqa", (10_603, 1061), 2)])
+def test_cv_datasets_split_by_fold_and_cover_everything_across_folds(dataset, sizes, classes, data_dir):
+    total, first_fold = sizes
+    base = C.apply_overrides(C.get(f"{dataset}_cnn:tiny"), ["data.max_vocab=0"])
+    seen = []
+    for fold in (0, 9):
+        data = classification.load_data(C.apply_overrides(base, [f"data.fold={fold}"]), data_dir)
+        test = [b for b in data.evals["test"]()]
+        rows = sum(int(b["weights"].sum()) for b in test)
+        seen.append(np.concatenate([b["tokens"][b["weights"] > 0] for b in test]))
+        assert data.spec.num_outputs == classes
+        if fold == 0:
+            assert rows == first_fold
+        valid = sum(int(b["weights"].sum()) for b in data.evals["valid"]())
+        assert valid == round((total - rows) * 0.1)
+    assert not np.array_equal(seen[0][:50], seen[1][:50])
+
+
+def test_fixed_split_datasets_and_sst_phrases(data_dir):
+    sst2 = C.apply_overrides(C.get("sst2_cnn:tiny"), ["data.max_vocab=0"])
+    sentences = classification.load_data(sst2, data_dir)
+    phrases = classification.load_data(C.apply_overrides(sst2, ["data.phrases=true"]), data_dir)
+    count = lambda data, split: sum(int(b["weights"].sum()) for b in data.evals[split]())  # noqa: E731
+    assert count(sentences, "valid") == count(phrases, "valid") == 872  # dev and test stay sentences
+    assert count(sentences, "test") == count(phrases, "test") == 1821
+    assert sentences.steps_per_epoch == 6920 // 50 and phrases.steps_per_epoch == 77_195 // 50
+    sst5 = classification.load_data(C.get("sst5_lstm:tiny"), data_dir)
+    assert sst5.spec.num_outputs == 5 and count(sst5, "test") == 2210
+    trec = classification.load_data(C.get("trec_gru:tiny"), data_dir)
+    assert trec.spec.num_outputs == 6 and count(trec, "test") == 500
+    assert count(trec, "valid") == round(5452 * 0.1)
+
+
+@pytest.mark.parametrize("name", ["sst2_ffn", "sst2_cnn", "trec_rnn", "sst2_lstm", "sst5_gru", "sst2_bilstm",
+                                  "sst2_transformer"])
+def test_tiny_run_per_architecture_learns(name, data_dir, tmp_path):
+    cfg = C.get(f"{name}:tiny")
+    results = train(cfg, tmp_path / "run", data_dir, progress=False)
+    assert results["num_params"] > 0 and (tmp_path / "run" / "timing.json").is_file()
+    t = build_trainer(cfg, data_dir)
+    assert results["valid"]["loss"] < t.evaluate(t.init_state().params, "valid")["loss"]
+
+
+def test_predict_prints_class_probabilities_tokenised_as_in_training(data_dir, tmp_path, capsys):
+    cfg = C.apply_overrides(C.get("sst2_cnn:tiny"), ["train.steps=4"])
+    train(cfg, tmp_path / "run", data_dir, progress=False)
+    rows = predict_run(tmp_path / "run", ["a gorgeous , witty , seductive movie .", "dull"], data_dir)
+    assert [set(r) for r in rows] == [{"negative", "positive"}] * 2
+    for r in rows:
+        assert sum(r.values()) == pytest.approx(1.0, abs=1e-5)
+    capsys.readouterr()
+    assert nlpdl_main(["predict", str(tmp_path / "run"), "a gorgeous , witty , seductive movie .",
+                       "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(max(rows[0], key=rows[0].get)) and f"{rows[0]['positive']:.4f}" in out
+    train(C.get("ptb_nplm:tiny"), tmp_path / "lm", data_dir, progress=False)
+    assert nlpdl_main(["predict", str(tmp_path / "lm"), "hello", "--data-dir", str(data_dir)]) == 2
+    assert "not a sentence classifier" in capsys.readouterr().err
