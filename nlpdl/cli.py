@@ -52,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--data-dir")
     report = sub.add_parser("report", help="markdown table and PNG plots of a sweep")
     report.add_argument("sweep_dir")
+    ablate = sub.add_parser("ablate", help="every architecture on one dataset over seeds: a table and a bar chart")
+    ablate.add_argument("dataset", help="e.g. sst2: trains sst2_ffn, sst2_cnn, sst2_lstm, ...")
+    ablate.add_argument("overrides", nargs="*", help="key.path=value, applied to every run")
+    ablate.add_argument("--seeds", type=int, default=3)
+    ablate.add_argument("--models", help="comma-separated (default: ffn,cnn,lstm,gru,bilstm,transformer)")
+    ablate.add_argument("--variant", default="", help="e.g. tiny")
+    ablate.add_argument("--out-dir", help="default: runs/ablations/DATASET")
+    ablate.add_argument("--data-dir")
+    ablate.add_argument("--no-progress", action="store_true")
     predict = sub.add_parser("predict", help="class probabilities of sentences from a trained classifier")
     predict.add_argument("run_dir")
     predict.add_argument("sentences", nargs="+", help="each argument is one sentence")
@@ -86,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "sample":
             commands.sample(args.run_dir, args.prompt, args.tokens, args.temperature, args.top_k, args.seed,
                             args.data_dir)
+        elif args.command == "ablate":
+            commands.ablate(args.dataset, args.overrides, seeds=args.seeds, models=args.models, variant=args.variant,
+                            out_dir=args.out_dir, data_dir=args.data_dir, progress=not args.no_progress)
         elif args.command == "predict":
             commands.predict(args.run_dir, args.sentences, args.data_dir)
         elif args.command == "report":

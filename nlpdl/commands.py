@@ -109,3 +109,17 @@ def predict(run_dir: str, sentences: list[str], data_dir: str | None = None) -> 
         best = max(probs, key=probs.get)
         print(f"{best}\t" + "  ".join(f"{name} {p:.4f}" for name, p in probs.items()) + f"\t{sentence}")
     return rows
+
+
+def ablate(dataset: str, overrides: list[str], *, seeds: int = 3, models: str | None = None, variant: str = "",
+           out_dir: str | None = None, data_dir: str | None = None, progress: bool = True) -> None:
+    from nlpdl.ablation import MODELS, run_ablation
+
+    if seeds < 1:
+        raise C.ConfigError("--seeds must be >= 1.")
+    chosen = tuple(m.strip() for m in models.split(",") if m.strip()) if models else MODELS
+    path = Path(out_dir) if out_dir else Path("runs") / "ablations" / sweeps.safe_name(
+        ",".join([dataset + (f"-{variant}" if variant else ""), *overrides]))
+    written = run_ablation(dataset, path, resolve_data_dir(data_dir), seeds=seeds, models=chosen, variant=variant,
+                           overrides=overrides, progress=progress)
+    print("ablation: " + ", ".join(str(p) for p in written))

@@ -1,6 +1,8 @@
 """The course's classifiers: padding never changes a sentence's logits, output shapes, the datasets' protocols
 (CV folds, fixed splits, SST phrases), Kim's max-norm, a tiny end-to-end run per architecture, predict."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -135,3 +137,36 @@ def test_predict_prints_class_probabilities_tokenised_as_in_training(data_dir, t
     train(C.get("ptb_nplm:tiny"), tmp_path / "lm", data_dir, progress=False)
     assert nlpdl_main(["predict", str(tmp_path / "lm"), "hello", "--data-dir", str(data_dir)]) == 2
     assert "not a sentence classifier" in capsys.readouterr().err
+
+
+def test_ablation_trains_each_architecture_over_seeds_and_writes_table_and_chart(data_dir, tmp_path, capsys):
+    out = tmp_path / "ablation"
+    args = ["ablate", "sst2", "train.steps=4", "--variant", "tiny", "--seeds", "2", "--models", "ffn,cnn,bilstm",
+            "--out-dir", str(out), "--data-dir", str(data_dir), "--no-progress"]
+    assert nlpdl_main(args) == 0
+    table = (out / "ablation.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| sst2_")]
+    assert [r.split(" | ")[0] for r in rows] == ["| sst2_ffn:tiny", "| sst2_cnn:tiny", "| sst2_bilstm:tiny"]
+    for row, name in zip(rows, ["sst2_ffn", "sst2_cnn", "sst2_bilstm"]):
+        runs = sorted((out / f"{name}_tiny").glob("seed=*/results.json"))
+        accs = [json.loads(p.read_text())["test"]["accuracy"] for p in runs]
+        assert len(accs) == 2 and f"{np.mean(accs):.4f} ± {np.std(accs, ddof=1):.4f}" in row
+        assert f"{json.loads(runs[0].read_text())['num_params']:,}" in row and " 2/2 " in row
+    assert (out / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    capsys.readouterr()
+    assert nlpdl_main(args) == 0  # everything finished: nothing retrains
+    assert "finished, skipped" in capsys.readouterr().out
+    assert nlpdl_main([*args[:-5], "--models", "ffn,nope", "--out-dir", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_folds_sweep_runs_every_fold_and_reports_their_mean_and_std(data_dir, tmp_path, capsys):
+    out = tmp_path / "folds"
+    assert nlpdl_main(["sweep", "cr_ffn:tiny", "train.steps=2", "train.eval_every=2", "--sweep", "folds",
+                       "--sweep-dir", str(out), "--data-dir", str(data_dir), "--no-progress"]) == 0
+    runs = sorted(out.glob("data.fold=*,seed=0/results.json"))
+    assert len(runs) == 10
+    accs = [json.loads(p.read_text())["test"]["accuracy"] for p in runs]
+    report = (out / "report.md").read_text()
+    assert "pooled like seeds: `data.fold` (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)" in report
+    assert "| **10/10** | " in report and f"{np.mean(accs):.4f} ± {np.std(accs, ddof=1):.4f}" in report

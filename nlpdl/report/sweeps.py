@@ -92,7 +92,7 @@ def summarize_sweep(sweep_dir: Path) -> SweepSummary:
         raise FileNotFoundError(f"{sweep_dir} is not a sweep dir: it has no sweep.json")
     sweep = json.loads(path.read_text())
     points = sweep["points"]
-    axes = sweep.get("axes") or {a: [] for a in (points[0]["values"] if points else {})}
+    axes = sweep["axes"] if "axes" in sweep else {a: [] for a in (points[0]["values"] if points else {})}
     mode = sweep.get("mode", "max")
     if mode not in ("max", "min"):
         raise ValueError(f"{path}: mode must be 'max' or 'min', not {mode!r}")
