@@ -61,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
     ablate.add_argument("--out-dir", help="default: runs/ablations/DATASET")
     ablate.add_argument("--data-dir")
     ablate.add_argument("--no-progress", action="store_true")
+    w2v = sub.add_parser("word2vec", help="train word vectors (skip-gram / CBOW) and evaluate them")
+    w2v.add_argument("overrides", nargs="*", help="key=value of the word2vec config, e.g. model=cbow epochs=5")
+    w2v.add_argument("--workdir", required=True)
+    w2v.add_argument("--data-dir")
+    neighbors = sub.add_parser("neighbors", help="nearest words by cosine, from a word2vec run or vectors file")
+    neighbors.add_argument("run_dir")
+    neighbors.add_argument("word")
+    neighbors.add_argument("-k", type=int, default=10)
     predict = sub.add_parser("predict", help="class probabilities of sentences from a trained classifier")
     predict.add_argument("run_dir")
     predict.add_argument("sentences", nargs="+", help="each argument is one sentence")
@@ -98,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "ablate":
             commands.ablate(args.dataset, args.overrides, seeds=args.seeds, models=args.models, variant=args.variant,
                             out_dir=args.out_dir, data_dir=args.data_dir, progress=not args.no_progress)
+        elif args.command == "word2vec":
+            commands.word2vec(args.overrides, args.workdir, args.data_dir)
+        elif args.command == "neighbors":
+            commands.neighbors(args.run_dir, args.word, args.k)
         elif args.command == "predict":
             commands.predict(args.run_dir, args.sentences, args.data_dir)
         elif args.command == "report":

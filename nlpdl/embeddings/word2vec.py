@@ -1,0 +1,221 @@
+"""word2vec (Mikolov et al. 2013): skip-gram or CBOW with negative sampling, frequent-word subsampling, a
+dynamic window and a linearly decaying learning rate, with gensim's definitions of each.
+
+Each epoch's training examples are made in numpy, all at once (subsampling, reduced windows, pairs), and
+shuffled; the updates run on device as one jitted `lax.scan` over many mini-batches per call. A step is pure:
+`(params, batch, lr, key) -> params`, with sparse scatter-add updates of only the rows a batch touches (the
+embedding matrices are donated, so they are updated in place) and negatives drawn on device from the
+unigram^0.75 table.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Literal, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nlpdl.embeddings.vectors import Vectors
+
+
+@dataclass(frozen=True)
+class Word2VecConfig:
+    corpus: Literal["wikitext-2", "ptb", "botchan", "tinyshakespeare"] = "wikitext-2"  # its train split, by line
+    model: Literal["skipgram", "cbow"] = "skipgram"
+    dim: int = 100
+    window: int = 5
+    negative: int = 5
+    min_count: int = 5
+    sample: float = 1e-3  # subsampling threshold (0: keep every word)
+    epochs: int = 5
+    alpha: float = 0.025  # learning rate, decaying linearly to min_alpha over all epochs
+    min_alpha: float = 1e-4
+    ns_exponent: float = 0.75
+    batch_size: int = 1024  # examples per update
+    steps_per_call: int = 64  # updates per jitted call (fewer host round trips)
+    seed: int = 0
+
+
+def build_vocab(sentences: Iterable[Sequence[str]], min_count: int) -> tuple[tuple[str, ...], np.ndarray]:
+    """Words with at least `min_count` occurrences, most frequent first (ties in first-seen order), and counts."""
+    counts = Counter(w for s in sentences for w in s)
+    kept = sorted(((w, c) for w, c in counts.items() if c >= min_count), key=lambda wc: -wc[1])
+    return tuple(w for w, _ in kept), np.asarray([c for _, c in kept], dtype=np.int64)
+
+
+def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:
+    """gensim's subsampling: a word of count c is kept with probability (sqrt(c / t) + 1) * t / c, where
+    t = sample * total count (at most 1)."""
+    if sample <= 0:
+        return np.ones(len(counts))
+    threshold = sample * counts.sum()
+    return np.minimum((np.sqrt(counts / threshold) + 1) * threshold / counts, 1.0)
+
+
+def noise_distribution(counts: np.ndarray, exponent: float = 0.75) -> np.ndarray:
+    """P(word) for negative samples: count^exponent, normalised."""
+    weights = counts.astype(np.float64) ** exponent
+    return weights / weights.sum()
+
+
+def encode(sentences: Iterable[Sequence[str]], words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids of the in-vocabulary words (out-of-vocabulary ones are dropped, as gensim does) and the
+    sentence id of each."""
+    index = {w: i for i, w in enumerate(words)}
+    ids, sids = [], []
+    for k, sentence in enumerate(sentences):
+        row = [index[w] for w in sentence if w in index]
+        ids.extend(row)
+        sids.extend([k] * len(row))
+    return np.asarray(ids, np.int32), np.asarray(sids, np.int32)
+
+
+def epoch_examples(ids: np.ndarray, sids: np.ndarray, keep_prob: np.ndarray, window: int, model: str,
+                   rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One epoch's examples. Subsampled words are removed first; each centre then gets a window of
+    `window - b` words on each side, b uniform in [0, window) (gensim's reduced windows).
+
+    skip-gram: one (centre, context) pair per context word. CBOW: the centre and its context ids N x 2W
+    (-1 where there is none)."""
+    kept = rng.random(len(ids)) < keep_prob[ids]
+    ids, sids = ids[kept], sids[kept]
+    n = len(ids)
+    reach = window - rng.integers(0, window, n)
+    offsets = [d for d in range(-window, window + 1) if d]
+    if model == "skipgram":
+        centres, contexts = [], []
+        for d in offsets:
+            pos = np.arange(max(0, -d), min(n, n - d))
+            ok = (reach[pos] >= abs(d)) & (sids[pos] == sids[pos + d])
+            centres.append(ids[pos[ok]]), contexts.append(ids[pos[ok] + d])
+        return {"centre": np.concatenate(centres), "context": np.concatenate(contexts)}
+    context = np.full((n, len(offsets)), -1, np.int32)
+    for j, d in enumerate(offsets):
+        pos = np.arange(max(0, -d), min(n, n - d))
+        ok = (reach[pos] >= abs(d)) & (sids[pos] == sids[pos + d])
+        context[pos[ok], j] = ids[pos[ok] + d]
+    has = (context >= 0).any(axis=1)
+    return {"centre": ids[has], "context": context[has]}
+
+
+def _negatives(key, cdf_V: jax.Array, shape) -> jax.Array:
+    return jnp.searchsorted(cdf_V, jax.random.uniform(key, shape), side="right").astype(jnp.int32)
+
+
+def _sgns_rows(h_BxD, centre_out_B, negatives_BxK, syn1_VxD):
+    """Gradients of the negative-sampling loss -log s(h.u_o) - sum_k log s(-h.u_k) w.r.t. h and the output
+    rows it touched."""
+    targets_BxK1 = jnp.concatenate([centre_out_B[:, None], negatives_BxK], axis=1)
+    labels_1xK1 = jnp.zeros((1, targets_BxK1.shape[1])).at[0, 0].set(1.0)
+    u_BxK1xD = syn1_VxD[targets_BxK1]
+    scores_BxK1 = jnp.einsum("bd,bkd->bk", h_BxD, u_BxK1xD)
+    g_BxK1 = jax.nn.sigmoid(scores_BxK1) - labels_1xK1  # d loss / d score
+    loss = -jnp.sum(jnp.where(labels_1xK1 > 0, jax.nn.log_sigmoid(scores_BxK1), jax.nn.log_sigmoid(-scores_BxK1)))
+    dh_BxD = jnp.einsum("bk,bkd->bd", g_BxK1, u_BxK1xD)
+    return targets_BxK1, dh_BxD, jnp.einsum("bk,bd->bkd", g_BxK1, h_BxD), loss
+
+
+def skipgram_step(params, batch, lr, key, cdf_V, negative: int):
+    syn0, syn1 = params
+    centre_B, context_B, weight_B = batch["centre"], batch["context"], batch["weight"]
+    negatives_BxK = _negatives(key, cdf_V, (centre_B.shape[0], negative))
+    h_BxD = syn0[centre_B]
+    targets, dh_BxD, du_BxK1xD, loss = _sgns_rows(h_BxD, context_B, negatives_BxK, syn1)
+    w_Bx1 = weight_B[:, None]
+    syn1 = syn1.at[targets.reshape(-1)].add((-lr * du_BxK1xD * w_Bx1[..., None]).reshape(-1, syn1.shape[1]))
+    syn0 = syn0.at[centre_B].add(-lr * dh_BxD * w_Bx1)
+    return (syn0, syn1), loss
+
+
+def cbow_step(params, batch, lr, key, cdf_V, negative: int):
+    """The mean of the context vectors predicts the centre; each context word gets the mean's gradient / n."""
+    syn0, syn1 = params
+    centre_B, context_BxC, weight_B = batch["centre"], batch["context"], batch["weight"]
+    present_BxC = (context_BxC >= 0).astype(syn0.dtype)
+    count_B1 = jnp.maximum(present_BxC.sum(1, keepdims=True), 1.0)
+    ctx = jnp.maximum(context_BxC, 0)
+    h_BxD = jnp.einsum("bcd,bc->bd", syn0[ctx], present_BxC) / count_B1
+    negatives_BxK = _negatives(key, cdf_V, (centre_B.shape[0], negative))
+    targets, dh_BxD, du_BxK1xD, loss = _sgns_rows(h_BxD, centre_B, negatives_BxK, syn1)
+    w_Bx1 = weight_B[:, None]
+    syn1 = syn1.at[targets.reshape(-1)].add((-lr * du_BxK1xD * w_Bx1[..., None]).reshape(-1, syn1.shape[1]))
+    per_context_BxCxD = (-lr * dh_BxD * w_Bx1 / count_B1)[:, None, :] * present_BxC[..., None]
+    syn0 = syn0.at[ctx.reshape(-1)].add(per_context_BxCxD.reshape(-1, syn0.shape[1]))
+    return (syn0, syn1), loss
+
+
+@functools.partial(jax.jit, static_argnames=("model", "negative"), donate_argnums=(0,))
+def train_chunk(params, batches, lrs, key, cdf_V, *, model: str, negative: int):
+    """Several mini-batches in one call: `batches` arrays are S x B (x C), `lrs` S; key folded per step."""
+    step = skipgram_step if model == "skipgram" else cbow_step
+
+    def body(params, xs):
+        batch, lr, i = xs
+        params, loss = step(params, batch, lr, jax.random.fold_in(key, i), cdf_V, negative)
+        return params, loss
+
+    params, losses = jax.lax.scan(body, params, (batches, lrs, jnp.arange(lrs.shape[0])))
+    return params, losses.sum()
+
+
+def init_params(vocab_size: int, dim: int, seed: int) -> tuple[jax.Array, jax.Array]:
+    """word2vec's initialisation: input vectors uniform in [-0.5/dim, 0.5/dim), output vectors zero."""
+    key = jax.random.PRNGKey(seed)
+    syn0 = (jax.random.uniform(key, (vocab_size, dim)) - 0.5) / dim
+    return syn0, jnp.zeros((vocab_size, dim))
+
+
+def _chunks(examples: dict[str, np.ndarray], batch_size: int, steps: int):
+    """Examples cut into S x B chunks; the last is padded with weight-0 rows."""
+    n = len(examples["centre"])
+    per_chunk = batch_size * steps
+    for start in range(0, n, per_chunk):
+        part = {k: v[start:start + per_chunk] for k, v in examples.items()}
+        m = len(part["centre"])
+        pad = per_chunk - m
+        weight = np.concatenate([np.ones(m, np.float32), np.zeros(pad, np.float32)])
+        part = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)]) for k, v in part.items()}
+        part["weight"] = weight
+        yield {k: v.reshape(steps, batch_size, *v.shape[1:]) for k, v in part.items()}, m
+
+
+def train_word2vec(sentences: Sequence[Sequence[str]], cfg: Word2VecConfig, log=print) -> tuple[Vectors, dict]:
+    """Trains on `sentences` (lists of words); returns the input vectors and throughput figures."""
+    words, counts = build_vocab(sentences, cfg.min_count)
+    if not words:
+        raise ValueError(f"no word occurs {cfg.min_count} times: lower min_count.")
+    ids, sids = encode(sentences, words)
+    keep = keep_probabilities(counts, cfg.sample)
+    cdf_V = jnp.asarray(np.cumsum(noise_distribution(counts, cfg.ns_exponent)), jnp.float32)
+    params = init_params(len(words), cfg.dim, cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    key = jax.random.PRNGKey(cfg.seed + 1)
+    # the learning rate decays with the fraction of the corpus's words processed, as in gensim
+    total_words, done_words, loss_sum, examples_seen = cfg.epochs * len(ids), 0, 0.0, 0
+    start = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        examples = epoch_examples(ids, sids, keep, cfg.window, cfg.model, rng)
+        order = rng.permutation(len(examples["centre"]))
+        examples = {k: v[order] for k, v in examples.items()}
+        n = len(examples["centre"])
+        for c, (chunk, m) in enumerate(_chunks(examples, cfg.batch_size, cfg.steps_per_call)):
+            ends = done_words + len(ids) * np.minimum(
+                (c * cfg.batch_size * cfg.steps_per_call + cfg.batch_size * np.arange(cfg.steps_per_call)) / n, 1.0)
+            lrs = np.maximum(cfg.alpha - (cfg.alpha - cfg.min_alpha) * ends / total_words, cfg.min_alpha)
+            params, loss = train_chunk(params, chunk, jnp.asarray(lrs, jnp.float32),
+                                       jax.random.fold_in(key, epoch * 1_000_003 + c), cdf_V, model=cfg.model,
+                                       negative=cfg.negative)
+            loss_sum += float(loss) if c % 50 == 0 else 0.0
+            examples_seen += m
+        done_words += len(ids)
+        jax.block_until_ready(params)
+        log(f"epoch {epoch + 1}/{cfg.epochs}: {n} examples, {done_words / (time.perf_counter() - start):.0f} words/s")
+    seconds = time.perf_counter() - start
+    vectors = Vectors(words=words, matrix=np.asarray(jax.device_get(params[0]), np.float32))
+    return vectors, {"seconds": seconds, "words_per_second": total_words / seconds, "examples": examples_seen,
+                     "vocab_size": len(words), "corpus_words": int(len(ids))}
