@@ -109,3 +109,15 @@ for _dataset in DATASETS:
             continue  # mr_ffn above (the Foundation experiment)
         register(f"{_dataset}_{_kind}", f"{_what}; {_dataset}", sweeps=FOLDS if _dataset in CV_DATASETS else None)(
             lambda variant, d=_dataset, k=_kind: classifier(d, k, variant))
+
+
+# Kim's CNN variants over pretrained vectors: by default nlpdl's own word2vec on WikiText-2 (300-d, as Kim's),
+# made by `nlpdl word2vec dim=300 --workdir runs/word2vec-wikitext2-300d`; `model.vectors=PATH` takes any file.
+NLPDL_VECTORS = "runs/word2vec-wikitext2-300d/vectors.bin"
+for _dataset in DATASETS:
+    for _mode in ("static", "nonstatic", "multichannel"):
+        register(f"{_dataset}_cnn_{_mode}", f"Kim (2014) CNN-{_mode} over pretrained word vectors; {_dataset}",
+                 sweeps=FOLDS if _dataset in CV_DATASETS else None)(
+            lambda variant, d=_dataset, m=_mode: replace(
+                classifier(d, "cnn", variant), name=f"{d}_cnn_{m}",
+                model=replace(classifier(d, "cnn", variant).model, embeddings=m, vectors=NLPDL_VECTORS)))

@@ -11,6 +11,7 @@ import pytest
 from flax import nnx
 
 from nlpdl import config as C
+from nlpdl import parallel
 from nlpdl.cli import main as nlpdl_main
 from nlpdl.models import DataSpec, build_model
 from nlpdl.models.cnn import CNNConfig
@@ -170,3 +171,28 @@ def test_folds_sweep_runs_every_fold_and_reports_their_mean_and_std(data_dir, tm
     report = (out / "report.md").read_text()
     assert "pooled like seeds: `data.fold` (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)" in report
     assert "| **10/10** | " in report and f"{np.mean(accs):.4f} ± {np.std(accs, ddof=1):.4f}" in report
+
+
+def test_cnn_static_nonstatic_multichannel_start_from_the_vectors_and_train_as_named(data_dir, tmp_path):
+    from nlpdl.embeddings.vectors import Vectors, write_word2vec_text
+
+    rng = np.random.default_rng(0)
+    words = ("the", "movie", "Film", "good", "bad", "not-in-sst-xyz")
+    vectors = Vectors(words=words, matrix=rng.normal(size=(len(words), 8)).astype(np.float32))
+    write_word2vec_text(tmp_path / "vecs.txt", vectors)
+    embeddings = {}
+    for mode in ("static", "nonstatic", "multichannel"):
+        cfg = C.apply_overrides(C.get(f"sst2_cnn_{mode}:tiny"), [f"model.vectors={tmp_path / 'vecs.txt'}"])
+        t = build_trainer(cfg, data_dir)
+        vocab = t.data.spec.vocab
+        start = t.init_state().params
+        for word, row in (("movie", 1), ("film", 2)):  # exact match, then a case variant
+            np.testing.assert_array_equal(start["embed"]["embedding"][vocab.index(word)], vectors.matrix[row])
+        state, it = t.init_state(), iter(t.data.train)
+        for _ in range(3):
+            state, _ = t.step_fn(state, parallel.put_batch(next(it), t.mesh))
+        moved = lambda name: not np.allclose(start[name]["embedding"], state.params[name]["embedding"])  # noqa: E731
+        embeddings[mode] = (moved("embed"), moved("tuned") if "tuned" in start else None)
+    assert embeddings == {"static": (False, None), "nonstatic": (True, None), "multichannel": (False, True)}
+    with pytest.raises(C.ConfigError, match="needs model.vectors"):
+        build_trainer(C.apply_overrides(C.get("sst2_cnn_static:tiny"), ["model.vectors="]), data_dir)

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Sequence
 
 import numpy as np
 
@@ -296,3 +296,27 @@ def read_glove_text(path: Path, limit: int | None = None) -> Vectors:
             raise DataError(f"{path}: more lines follow the {count} vectors the header announces: the header is "
                             f"wrong; re-create the file.")
     return _vectors(path, words, rows, dim, lambda i: f"line {i + first_number}")
+
+
+def read_vectors(path: Path) -> Vectors:
+    """Any vectors file nlpdl reads: word2vec binary or text (header line `count dim`), GloVe `.txt` (no
+    header) or fastText `.vec`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"vectors file {path} does not exist: train some (`nlpdl word2vec`) or pass another path.")
+    with open(path, "rb") as f:
+        fields = f.readline().split()
+    if len(fields) == 2 and all(x.isdigit() for x in fields):
+        return read_word2vec(path)
+    return read_glove_text(path)
+
+
+def match_words(vocab: Sequence[str], vectors: Vectors) -> tuple[np.ndarray, np.ndarray]:
+    """(vocabulary rows, vector rows) of the vocabulary words that have a vector: the exact word first, then its
+    most frequent case variant (SST and MR are lower-cased)."""
+    lowered: dict[str, int] = {}
+    for i, w in enumerate(vectors.words):
+        lowered.setdefault(w.lower(), i)
+    pairs = [(row, vectors.index.get(word, lowered.get(word.lower()))) for row, word in enumerate(vocab)]
+    pairs = [(row, i) for row, i in pairs if i is not None]
+    return np.asarray([r for r, _ in pairs], np.int32), np.asarray([i for _, i in pairs], np.int32)

@@ -19,6 +19,7 @@ class DataSpec:
     input_dim: int = 0
     pad_id: int = 0
     seq_len: int = 0  # tokens per window a sequence model reads (language models: data.bptt)
+    vocab: tuple[str, ...] = ()  # the words of the ids, for models initialised from pretrained word vectors
 
 
 Builder = Callable[[ModelConfig, DataSpec, nnx.Rngs], nnx.Module]

@@ -1,6 +1,10 @@
 """Kim (2014) convolutional sentence classifier: word vectors, filters of several widths, ReLU, max-over-time
 pooling, dropout, a softmax layer (whose weight columns the optimizer keeps within an L2 norm, `optim.max_norm`).
 
+Word vectors (`model.embeddings`): "rand" learns them from uniform noise; "static" keeps pretrained vectors
+(`model.vectors`, any word2vec / GloVe / fastText file) fixed; "nonstatic" fine-tunes them; "multichannel" has
+both a fixed and a fine-tuned copy, each seen by its own slice of every filter, the two results added.
+
 As in Kim's code every sentence is padded with width-1 zero vectors on both sides, so a filter also sees the
 sentence's first and last words in every window position; windows that hold no word of the sentence (batch
 padding) are left out of the max, so a padded batch scores each sentence as it would be scored alone.
@@ -9,12 +13,13 @@ padding) are left out of the max, so a padded batch scores each sentence as it w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from nlpdl.config import ModelConfig
+from nlpdl.config import ConfigError, ModelConfig
 from nlpdl.models import DataSpec, register_model
 
 
@@ -25,30 +30,65 @@ class CNNConfig(ModelConfig):
     widths: tuple[int, ...] = (3, 4, 5)
     maps: int = 100  # feature maps per width
     dropout: float = 0.5
-    embed_init_scale: float = 0.25  # CNN-rand: uniform in [-s, s], as Kim's code
+    embed_init_scale: float = 0.25  # words without a vector: uniform in [-s, s], as Kim's code
+    embeddings: Literal["rand", "static", "nonstatic", "multichannel"] = "rand"
+    vectors: str = ""  # pretrained vectors file for static / nonstatic / multichannel
 
 
 def token_mask(tokens_BxL: jax.Array, lengths_B: jax.Array) -> jax.Array:
     return jnp.arange(tokens_BxL.shape[1])[None, :] < lengths_B[:, None]
 
 
+def embedding_init(cfg: CNNConfig, spec: DataSpec):
+    """Uniform noise, with the pretrained vector of each vocabulary word that has one (read when built)."""
+    s = cfg.embed_init_scale
+    if cfg.embeddings == "rand":
+        return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -s, s)
+    if not cfg.vectors or not spec.vocab:
+        raise ConfigError(f"model.embeddings={cfg.embeddings} needs model.vectors=PATH (a word2vec, GloVe or "
+                          "fastText file) and a task with a word vocabulary.")
+    from nlpdl.embeddings.vectors import match_words, read_vectors
+
+    vectors = read_vectors(cfg.vectors)
+    if vectors.dim != cfg.embed_dim:
+        raise ConfigError(f"{cfg.vectors} holds {vectors.dim}-d vectors: set model.embed_dim={vectors.dim}.")
+    rows, found = match_words(spec.vocab, vectors)
+
+    def init(key, shape, dtype=jnp.float32):
+        noise = jax.random.uniform(key, shape, jnp.float32, -s, s)
+        return noise.at[rows].set(jnp.asarray(vectors.matrix[found])).astype(dtype)
+
+    return init
+
+
 class KimCNN(nnx.Module):
     def __init__(self, cfg: CNNConfig, spec: DataSpec, rngs: nnx.Rngs):
-        s = cfg.embed_init_scale
-        self.embed = nnx.Embed(spec.vocab_size, cfg.embed_dim, rngs=rngs,
-                               embedding_init=lambda k, shape, dtype=jnp.float32: jax.random.uniform(
-                                   k, shape, dtype, -s, s))
-        self.convs = nnx.List([nnx.Conv(cfg.embed_dim, cfg.maps, kernel_size=(w,), padding="VALID", rngs=rngs)
-                               for w in cfg.widths])
+        init = embedding_init(cfg, spec)
+        self.embed = nnx.Embed(spec.vocab_size, cfg.embed_dim, rngs=rngs, embedding_init=init)
+        # multichannel: a second copy, same start, trained while the first stays fixed
+        self.tuned = (nnx.Embed(spec.vocab_size, cfg.embed_dim, rngs=rngs, embedding_init=init)
+                      if cfg.embeddings == "multichannel" else None)
+        channels = 2 if self.tuned is not None else 1
+        self.convs = nnx.List([nnx.Conv(channels * cfg.embed_dim, cfg.maps, kernel_size=(w,), padding="VALID",
+                                        rngs=rngs) for w in cfg.widths])
         self.dropout = nnx.Dropout(cfg.dropout)
         self.out = nnx.Linear(cfg.maps * len(cfg.widths), spec.num_outputs, rngs=rngs)
         self.widths = cfg.widths
+        self.frozen = cfg.embeddings in ("static", "multichannel")
+
+    def embed_words(self, tokens_BxL: jax.Array) -> jax.Array:
+        x_BxLxD = self.embed(tokens_BxL)
+        if self.frozen:  # no gradient reaches the fixed vectors (only weight decay, off for Kim, could move them)
+            x_BxLxD = jax.lax.stop_gradient(x_BxLxD)
+        if self.tuned is not None:
+            x_BxLxD = jnp.concatenate([x_BxLxD, self.tuned(tokens_BxL)], axis=-1)
+        return x_BxLxD
 
     def features(self, batch: dict) -> jax.Array:
         """The max-pooled feature maps, B x (maps * widths)."""
         tokens_BxL, lengths_B = batch["tokens"], batch["lengths"]
         mask_BxL = token_mask(tokens_BxL, lengths_B)
-        x_BxLxD = self.embed(tokens_BxL) * mask_BxL[..., None]
+        x_BxLxD = self.embed_words(tokens_BxL) * mask_BxL[..., None]
         pooled = []
         for width, conv in zip(self.widths, self.convs):
             padded = jnp.pad(x_BxLxD, ((0, 0), (width - 1, width - 1), (0, 0)))

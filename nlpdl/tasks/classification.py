@@ -117,7 +117,8 @@ def load_data(cfg: ExperimentConfig, data_dir: Path) -> TaskData:
     spec = DataSpec(num_outputs=get_loss(cfg.task.loss).num_outputs(num_classes),
                     vocab_size=len(vocab) if vocab else 0,
                     input_dim=train["features"].shape[1] if "features" in train else 0,
-                    pad_id=vocab.pad_id if vocab else 0, seq_len=cfg.data.max_len)
+                    pad_id=vocab.pad_id if vocab else 0, seq_len=cfg.data.max_len,
+                    vocab=vocab.tokens if vocab else ())
     process = dict(process_index=jax.process_index(), process_count=jax.process_count())
     evals = {name: (lambda s=split: pipelines.eval_batches(s, cfg.data.eval_batch_size, **process))
              for name, split in splits.items() if name != "train"}
