@@ -65,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     w2v.add_argument("overrides", nargs="*", help="key=value of the word2vec config, e.g. model=cbow epochs=5")
     w2v.add_argument("--workdir", required=True)
     w2v.add_argument("--data-dir")
+    glove = sub.add_parser("glove", help="train GloVe word vectors and evaluate them")
+    glove.add_argument("overrides", nargs="*", help="key=value of the GloVe config, e.g. dim=50 epochs=10")
+    glove.add_argument("--workdir", required=True)
+    glove.add_argument("--data-dir")
     neighbors = sub.add_parser("neighbors", help="nearest words by cosine, from a word2vec run or vectors file")
     neighbors.add_argument("run_dir")
     neighbors.add_argument("word")
@@ -108,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                             out_dir=args.out_dir, data_dir=args.data_dir, progress=not args.no_progress)
         elif args.command == "word2vec":
             commands.word2vec(args.overrides, args.workdir, args.data_dir)
+        elif args.command == "glove":
+            commands.glove(args.overrides, args.workdir, args.data_dir)
         elif args.command == "neighbors":
             commands.neighbors(args.run_dir, args.word, args.k)
         elif args.command == "predict":

@@ -136,6 +136,17 @@ def word2vec(overrides: list[str], workdir: str, data_dir: str | None = None) ->
     return results
 
 
+def glove(overrides: list[str], workdir: str, data_dir: str | None = None) -> dict:
+    from nlpdl.embeddings.run import resolve_glove_config, train_glove_run
+
+    results = train_glove_run(resolve_glove_config(overrides), Path(workdir), resolve_data_dir(data_dir))
+    a, t = results["analogy"], results["training"]
+    print(f"{workdir}: analogy total {a['total']:.4f} (semantic {a['semantic']:.4f}, syntactic {a['syntactic']:.4f}); "
+          + ", ".join(f"{k} spearman {v['spearman']:.4f}" for k, v in results.items() if "spearman" in v)
+          + f"; final loss {t['loss_per_epoch'][-1]:.4f}, {t['seconds']:.0f}s")
+    return results
+
+
 def neighbors(run_dir: str, word: str, k: int = 10) -> None:
     from nlpdl.embeddings.run import neighbors as nearest
 

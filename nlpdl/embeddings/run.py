@@ -14,6 +14,7 @@ from pathlib import Path
 from nlpdl import config as C
 from nlpdl.data.sources import read_analogy, read_similarity
 from nlpdl.embeddings.evaluation import analogy_accuracy, nearest, similarity_spearman
+from nlpdl.embeddings.glove import GloVeConfig, train_glove
 from nlpdl.embeddings.vectors import read_word2vec, write_word2vec_binary
 from nlpdl.embeddings.word2vec import Word2VecConfig, train_word2vec
 from nlpdl.files import atomic_write_text
@@ -61,6 +62,25 @@ def train_run(cfg: Word2VecConfig, workdir: Path, data_dir: Path) -> dict:
 
 def resolve_config(overrides: list[str]) -> Word2VecConfig:
     return C.apply_overrides(Word2VecConfig(), overrides)
+
+
+def train_glove_run(cfg: GloVeConfig, workdir: Path, data_dir: Path) -> dict:
+    """As `train_run`, for GloVe: config.json, vectors.bin (W + W~) and results.json in `workdir`."""
+    workdir = Path(workdir)
+    if (workdir / "results.json").exists():
+        raise C.ConfigError(f"{workdir} already holds a finished run: choose another --workdir.")
+    sentences = corpus_sentences(data_dir, cfg.corpus)
+    workdir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(workdir / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    vectors, stats = train_glove(sentences, cfg)
+    write_word2vec_binary(workdir / VECTORS_FILE, vectors)
+    results = {"training": stats, **evaluate_vectors(vectors, data_dir)}
+    atomic_write_text(workdir / "results.json", json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def resolve_glove_config(overrides: list[str]) -> GloVeConfig:
+    return C.apply_overrides(GloVeConfig(), overrides)
 
 
 def neighbors(path: Path, word: str, k: int = 10) -> list[tuple[str, float]]:
