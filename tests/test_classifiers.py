@@ -142,13 +142,13 @@ def test_predict_prints_class_probabilities_tokenised_as_in_training(data_dir, t
 
 def test_ablation_trains_each_architecture_over_seeds_and_writes_table_and_chart(data_dir, tmp_path, capsys):
     out = tmp_path / "ablation"
-    args = ["ablate", "sst2", "train.steps=4", "--variant", "tiny", "--seeds", "2", "--models", "ffn,cnn,bilstm",
+    args = ["ablate", "sst2", "train.steps=4", "--variant", "tiny", "--seeds", "2", "--models", "ffn,bilstm",
             "--out-dir", str(out), "--data-dir", str(data_dir), "--no-progress"]
     assert nlpdl_main(args) == 0
     table = (out / "ablation.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| sst2_")]
-    assert [r.split(" | ")[0] for r in rows] == ["| sst2_ffn:tiny", "| sst2_cnn:tiny", "| sst2_bilstm:tiny"]
-    for row, name in zip(rows, ["sst2_ffn", "sst2_cnn", "sst2_bilstm"]):
+    assert [r.split(" | ")[0] for r in rows] == ["| sst2_ffn:tiny", "| sst2_bilstm:tiny"]
+    for row, name in zip(rows, ["sst2_ffn", "sst2_bilstm"]):
         runs = sorted((out / f"{name}_tiny").glob("seed=*/results.json"))
         accs = [json.loads(p.read_text())["test"]["accuracy"] for p in runs]
         assert len(accs) == 2 and f"{np.mean(accs):.4f} ± {np.std(accs, ddof=1):.4f}" in row
