@@ -125,26 +125,27 @@ def ablate(dataset: str, overrides: list[str], *, seeds: int = 3, models: str | 
     print("ablation: " + ", ".join(str(p) for p in written))
 
 
-def word2vec(overrides: list[str], workdir: str, data_dir: str | None = None) -> dict:
-    from nlpdl.embeddings.run import resolve_config, train_run
+def _train_vectors(cfg, workdir: str, data_dir: str | None) -> dict:
+    from nlpdl.embeddings.run import train_run
 
-    results = train_run(resolve_config(overrides), Path(workdir), resolve_data_dir(data_dir))
-    a = results["analogy"]
-    print(f"{workdir}: analogy total {a['total']:.4f} (semantic {a['semantic']:.4f}, syntactic {a['syntactic']:.4f}); "
-          + ", ".join(f"{k} spearman {v['spearman']:.4f}" for k, v in results.items() if "spearman" in v)
-          + f"; {results['training']['words_per_second']:.0f} words/s")
-    return results
-
-
-def glove(overrides: list[str], workdir: str, data_dir: str | None = None) -> dict:
-    from nlpdl.embeddings.run import resolve_glove_config, train_glove_run
-
-    results = train_glove_run(resolve_glove_config(overrides), Path(workdir), resolve_data_dir(data_dir))
+    results = train_run(cfg, Path(workdir), resolve_data_dir(data_dir))
     a, t = results["analogy"], results["training"]
     print(f"{workdir}: analogy total {a['total']:.4f} (semantic {a['semantic']:.4f}, syntactic {a['syntactic']:.4f}); "
           + ", ".join(f"{k} spearman {v['spearman']:.4f}" for k, v in results.items() if "spearman" in v)
-          + f"; final loss {t['loss_per_epoch'][-1]:.4f}, {t['seconds']:.0f}s")
+          + f"; {t['seconds']:.0f} s")
     return results
+
+
+def word2vec(overrides: list[str], workdir: str, data_dir: str | None = None) -> dict:
+    from nlpdl.embeddings.run import resolve_config
+
+    return _train_vectors(resolve_config(overrides), workdir, data_dir)
+
+
+def glove(overrides: list[str], workdir: str, data_dir: str | None = None) -> dict:
+    from nlpdl.embeddings.run import resolve_glove_config
+
+    return _train_vectors(resolve_glove_config(overrides), workdir, data_dir)
 
 
 def neighbors(run_dir: str, word: str, k: int = 10) -> None:

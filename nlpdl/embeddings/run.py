@@ -46,14 +46,19 @@ def evaluate_vectors(vectors, data_dir: Path) -> dict:
     return results
 
 
-def train_run(cfg: Word2VecConfig, workdir: Path, data_dir: Path) -> dict:
+TRAINERS = {Word2VecConfig: train_word2vec, GloVeConfig: train_glove}
+
+
+def train_run(cfg: Word2VecConfig | GloVeConfig, workdir: Path, data_dir: Path) -> dict:
+    """Trains word2vec or GloVe (by the config's type) into `workdir`: config.json, vectors.bin (word2vec
+    binary; GloVe's are W + W~) and results.json. A finished run is never overwritten."""
     workdir = Path(workdir)
     if (workdir / "results.json").exists():
-        raise C.ConfigError(f"{workdir} already holds a finished word2vec run: choose another --workdir.")
+        raise C.ConfigError(f"{workdir} already holds a finished run: choose another --workdir.")
     sentences = corpus_sentences(data_dir, cfg.corpus)
     workdir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(workdir / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
-    vectors, stats = train_word2vec(sentences, cfg)
+    vectors, stats = TRAINERS[type(cfg)](sentences, cfg)
     write_word2vec_binary(workdir / VECTORS_FILE, vectors)
     results = {"training": stats, **evaluate_vectors(vectors, data_dir)}
     atomic_write_text(workdir / "results.json", json.dumps(results, indent=2) + "\n")
@@ -62,21 +67,6 @@ def train_run(cfg: Word2VecConfig, workdir: Path, data_dir: Path) -> dict:
 
 def resolve_config(overrides: list[str]) -> Word2VecConfig:
     return C.apply_overrides(Word2VecConfig(), overrides)
-
-
-def train_glove_run(cfg: GloVeConfig, workdir: Path, data_dir: Path) -> dict:
-    """As `train_run`, for GloVe: config.json, vectors.bin (W + W~) and results.json in `workdir`."""
-    workdir = Path(workdir)
-    if (workdir / "results.json").exists():
-        raise C.ConfigError(f"{workdir} already holds a finished run: choose another --workdir.")
-    sentences = corpus_sentences(data_dir, cfg.corpus)
-    workdir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(workdir / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
-    vectors, stats = train_glove(sentences, cfg)
-    write_word2vec_binary(workdir / VECTORS_FILE, vectors)
-    results = {"training": stats, **evaluate_vectors(vectors, data_dir)}
-    atomic_write_text(workdir / "results.json", json.dumps(results, indent=2) + "\n")
-    return results
 
 
 def resolve_glove_config(overrides: list[str]) -> GloVeConfig:
