@@ -2,21 +2,25 @@
 settings (dim 100, window 5, negative 5, min count 5, 5 epochs, sample 1e-3; gensim with 2 worker threads),
 interleaved A B A B ... in one process: words/s, wall time, analogy accuracy and WS-353 Spearman.
 
-    python benchmarks/word2vec_vs_gensim.py --repeats 3 [--model skipgram|cbow] [--out benchmarks/word2vec.md]
+    python benchmarks/word2vec_vs_gensim.py --repeats 3 [--model skipgram|cbow] [--cpu-devices 2]
+        [--out benchmarks/word2vec.md]
 
 words/s = corpus words (every token of the sentences, as gensim counts them) x epochs / training wall time, for
-both. Needs gensim (`pip install gensim`), a benchmark-only dependency.
+both. nlpdl trains on `--cpu-devices` CPU devices (default: one per core, as gensim's 2 workers use both cores
+here). Needs gensim (`pip install gensim`), a benchmark-only dependency.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from nlpdl.data.sources import resolve_data_dir
@@ -48,11 +52,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", default="skipgram", choices=("skipgram", "cbow"))
     parser.add_argument("--data-dir")
+    parser.add_argument("--cpu-devices", type=int, default=os.cpu_count())
+    parser.add_argument("--steps-per-call", type=int, default=Word2VecConfig.steps_per_call,
+                        help="mini-batches per jitted call; the devices merge their updates once per call")
     parser.add_argument("--out", default="benchmarks/word2vec.md")
     args = parser.parse_args()
+    jax.config.update("jax_num_cpu_devices", args.cpu_devices)
     data_dir = resolve_data_dir(args.data_dir)
     sentences = corpus_sentences(data_dir, "wikitext-2")
-    cfg = Word2VecConfig(model=args.model, dim=100, window=5, negative=5, min_count=5, epochs=5, sample=1e-3)
+    cfg = Word2VecConfig(model=args.model, dim=100, window=5, negative=5, min_count=5, epochs=5, sample=1e-3,
+                         steps_per_call=args.steps_per_call)
     corpus_words = sum(map(len, sentences)) * cfg.epochs
     rows: dict[str, list[dict]] = {"gensim": [], "nlpdl": []}
     for r in range(args.repeats):
@@ -70,7 +79,8 @@ def main() -> None:
 
     lines = [f"# word2vec ({args.model}): nlpdl vs gensim on WikiText-2 train", "",
              f"Machine: {platform.processor() or platform.machine()}, `{platform.platform()}`; "
-             f"command: `python benchmarks/word2vec_vs_gensim.py --repeats {args.repeats} --model {args.model}`; "
+             f"command: `python benchmarks/word2vec_vs_gensim.py --repeats {args.repeats} --model {args.model} "
+             f"--cpu-devices {args.cpu_devices} --steps-per-call {args.steps_per_call}`; "
              f"runs interleaved gensim, nlpdl, gensim, ...; median (min–max) of {args.repeats}.", "",
              "| | words/s | wall s | analogy total | WS-353 Spearman |", "|---|---|---|---|---|"]
     for name in rows:

@@ -8,6 +8,9 @@ import sys
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nlpdl", description="Deep learning for NLP in JAX.")
+    parser.add_argument("--cpu-devices", type=int, metavar="N",
+                        help="run JAX on N CPU devices (as XLA_FLAGS=--xla_force_host_platform_device_count=N), "
+                        "e.g. one per core for data-parallel word2vec or training on a CPU machine")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="registered experiments, one line each")
     show = sub.add_parser("show", help="print an experiment's resolved config")
@@ -86,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.cpu_devices:
+        import jax
+
+        jax.config.update("jax_num_cpu_devices", args.cpu_devices)  # before anything starts a JAX backend
     from nlpdl import commands  # after parsing, so `--help` does not start JAX
 
     try:

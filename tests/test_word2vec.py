@@ -2,6 +2,9 @@
 puts words sharing contexts next to each other."""
 
 import json
+import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -52,14 +55,15 @@ def test_examples_stay_in_their_sentence_and_within_the_reduced_window():
         assert len(ctx) and ((ctx < 5) == (centre < 5)).all() and (np.abs(ctx - centre) <= 3).all()
 
 
-@pytest.mark.parametrize("model", ["skipgram", "cbow"])
-def test_words_sharing_contexts_end_up_nearest_neighbours(model):
+@pytest.mark.parametrize("model,shared", [("skipgram", False), ("skipgram", True), ("cbow", False)])
+def test_words_sharing_contexts_end_up_nearest_neighbours(model, shared):
     rng = np.random.default_rng(0)
     # two topics: animals appear with animal words, vehicles with vehicle words
     animals, vehicles = ["cat", "dog", "horse", "cow"], ["car", "bus", "truck", "train"]
     sentences = [list(rng.choice(animals if rng.random() < 0.5 else vehicles, 8)) for _ in range(3000)]
+    # a batch is 128 pairs, or 32 windows of ~4 pairs with shared negatives
     cfg = w2v.Word2VecConfig(model=model, dim=16, window=3, negative=3, min_count=1, sample=0, epochs=3,
-                             batch_size=128, steps_per_call=8)
+                             batch_size=32 if shared else 128, steps_per_call=8, shared_negatives=shared)
     vectors, stats = w2v.train_word2vec(sentences, cfg, log=lambda _: None)
     assert stats["corpus_words"] == 24_000 and len(vectors) == 8
     for group in (animals, vehicles):
@@ -88,3 +92,51 @@ def test_word2vec_cli_writes_vectors_gensim_format_and_scores_then_neighbors(dat
     assert main(args) == 2  # a finished run is never overwritten
     assert main(["word2vec", "dimm=3", "--workdir", str(tmp_path / "x"), "--data-dir", str(data_dir)]) == 2
     assert "Did you mean dim" in capsys.readouterr().err
+
+
+def test_devices_train_side_by_side_and_their_updates_add_up():
+    """On a 2-device mesh one call equals the start plus each device's own single-device updates on its half."""
+    script = r"""
+import jax, jax.numpy as jnp, numpy as np
+from nlpdl.embeddings import word2vec as w2v
+V, D, S, B = 20, 8, 3, 4
+rng = np.random.default_rng(0)
+params = (jnp.asarray(rng.normal(size=(V, D)), jnp.float32) * 0.1, jnp.asarray(rng.normal(size=(V, D)), jnp.float32) * 0.1)
+batches = {"centre": rng.integers(0, V - 1, (S, 2 * B)).astype(np.int32),
+           "context": rng.integers(0, V - 1, (S, 2 * B)).astype(np.int32), "weight": np.ones((S, 2 * B), np.float32)}
+lrs, key = jnp.full((S,), 0.5), jax.random.PRNGKey(0)
+cdf = jnp.asarray(np.r_[np.zeros(V - 1), 1.0], jnp.float32)  # every negative is the last word: keys do not matter
+copy = lambda p: tuple(jnp.array(x, copy=True) for x in p)
+two, _ = w2v.make_train_chunk(w2v.local_mesh(2), "skipgram", 2)(copy(params), batches, lrs, key, cdf)
+one = w2v.make_train_chunk(w2v.local_mesh(1), "skipgram", 2)
+halves = [one(copy(params), {k: v[:, h * B:(h + 1) * B] for k, v in batches.items()}, lrs, key, cdf)[0] for h in (0, 1)]
+for t in range(2):
+    expected = params[t] + (halves[0][t] - params[t]) + (halves[1][t] - params[t])
+    np.testing.assert_allclose(two[t], expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(halves[0][t], params[t]) and not np.allclose(halves[1][t], params[t])
+print("OK", len(two[0].sharding.device_set))
+"""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0 and "OK 2" in res.stdout, res.stderr[-3000:]
+
+
+def test_shared_negatives_window_step_equals_the_pair_step_on_its_pairs():
+    """With the same noise words, a window of skip-gram pairs updates and scores exactly as its pairs one by one
+    in one batch: sharing changes which negatives are drawn, not the loss or the gradients."""
+    V, D, K = 12, 6, 3
+    rng = np.random.default_rng(1)
+    params = tuple(jax.numpy.asarray(rng.normal(size=(V, D)) * 0.3, jax.numpy.float32) for _ in range(2))
+    context = np.array([[1, 2, -1, 4], [5, -1, -1, 6], [7, 8, 9, 2]], np.int32)
+    centre = np.array([3, 0, 10], np.int32)
+    windows = {"centre": centre, "context": context, "weight": np.array([1, 1, 0], np.float32)}  # 3rd is padding
+    rows, cols = np.nonzero((context >= 0) & (windows["weight"][:, None] > 0))
+    pairs = {"centre": context[rows, cols], "context": centre[rows], "weight": np.ones(len(rows), np.float32)}
+    cdf = jax.numpy.asarray(np.r_[np.zeros(V - 1), 1.0], jax.numpy.float32)  # every noise word is word V-1
+    key = jax.random.PRNGKey(0)
+    (a0, a1), loss_w = w2v.skipgram_window_step(params, windows, 0.1, key, cdf, K)
+    (b0, b1), loss_p = w2v.skipgram_step(params, pairs, 0.1, key, cdf, K)
+    np.testing.assert_allclose(a0, b0, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a1, b1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loss_w, loss_p, rtol=1e-5)
+    assert not np.allclose(a0, params[0]) and not np.allclose(a1, params[1])
