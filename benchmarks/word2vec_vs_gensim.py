@@ -29,6 +29,9 @@ from nlpdl.embeddings.vectors import Vectors
 from nlpdl.embeddings.word2vec import Word2VecConfig, train_word2vec
 
 
+SHARED = "nlpdl, shared negatives"
+
+
 def run_gensim(sentences, cfg: Word2VecConfig, seed: int):
     from gensim.models import Word2Vec
 
@@ -55,6 +58,8 @@ def main() -> None:
     parser.add_argument("--cpu-devices", type=int, default=os.cpu_count())
     parser.add_argument("--steps-per-call", type=int, default=Word2VecConfig.steps_per_call,
                         help="mini-batches per jitted call; the devices merge their updates once per call")
+    parser.add_argument("--shared-negatives-batch", type=int, default=256,
+                        help="also run skip-gram with shared negatives, this many windows a batch (0: skip it)")
     parser.add_argument("--out", default="benchmarks/word2vec.md")
     args = parser.parse_args()
     jax.config.update("jax_num_cpu_devices", args.cpu_devices)
@@ -62,11 +67,14 @@ def main() -> None:
     sentences = corpus_sentences(data_dir, "wikitext-2")
     cfg = Word2VecConfig(model=args.model, dim=100, window=5, negative=5, min_count=5, epochs=5, sample=1e-3,
                          steps_per_call=args.steps_per_call)
+    contenders = {"gensim": (run_gensim, cfg), "nlpdl": (run_nlpdl, cfg)}
+    if args.model == "skipgram" and args.shared_negatives_batch:
+        contenders[SHARED] = (run_nlpdl, replace(cfg, shared_negatives=True, batch_size=args.shared_negatives_batch))
     corpus_words = sum(map(len, sentences)) * cfg.epochs
-    rows: dict[str, list[dict]] = {"gensim": [], "nlpdl": []}
+    rows: dict[str, list[dict]] = {name: [] for name in contenders}
     for r in range(args.repeats):
-        for name, fn in (("gensim", run_gensim), ("nlpdl", run_nlpdl)):
-            vectors, seconds = fn(sentences, cfg, r)
+        for name, (fn, run_cfg) in contenders.items():
+            vectors, seconds = fn(sentences, run_cfg, r)
             scores = evaluate_vectors(vectors, data_dir)
             row = {"seconds": seconds, "words_per_s": corpus_words / seconds,
                    "analogy": scores["analogy"]["total"], "ws353": scores["ws353"]["spearman"]}
@@ -80,7 +88,8 @@ def main() -> None:
     lines = [f"# word2vec ({args.model}): nlpdl vs gensim on WikiText-2 train", "",
              f"Machine: {platform.processor() or platform.machine()}, `{platform.platform()}`; "
              f"command: `python benchmarks/word2vec_vs_gensim.py --repeats {args.repeats} --model {args.model} "
-             f"--cpu-devices {args.cpu_devices} --steps-per-call {args.steps_per_call}`; "
+             f"--cpu-devices {args.cpu_devices} --steps-per-call {args.steps_per_call} "
+             f"--shared-negatives-batch {args.shared_negatives_batch}`; "
              f"runs interleaved gensim, nlpdl, gensim, ...; median (min–max) of {args.repeats}.", "",
              "| | words/s | wall s | analogy total | WS-353 Spearman |", "|---|---|---|---|---|"]
     for name in rows:
@@ -88,10 +97,13 @@ def main() -> None:
         lines.append(f"| {name} | {cells[0][0]:,.0f} ({cells[0][1]:,.0f}–{cells[0][2]:,.0f}) | "
                      f"{cells[1][0]:.1f} | {cells[2][0]:.4f} ({cells[2][1]:.4f}–{cells[2][2]:.4f}) | "
                      f"{cells[3][0]:.4f} ({cells[3][1]:.4f}–{cells[3][2]:.4f}) |")
-    ratio = med("nlpdl", "words_per_s")[0] / med("gensim", "words_per_s")[0]
-    lines += ["", f"nlpdl / gensim words/s: {ratio:.2f}; analogy difference (nlpdl - gensim): "
-              f"{100 * (med('nlpdl', 'analogy')[0] - med('gensim', 'analogy')[0]):+.2f} points; WS-353: "
-              f"{100 * (med('nlpdl', 'ws353')[0] - med('gensim', 'ws353')[0]):+.2f} points."]
+    lines.append("")
+    for name in rows:
+        if name != "gensim":
+            ratio = med(name, "words_per_s")[0] / med("gensim", "words_per_s")[0]
+            lines.append(f"- {name} / gensim words/s: {ratio:.2f}; analogy difference ({name} - gensim): "
+                         f"{100 * (med(name, 'analogy')[0] - med('gensim', 'analogy')[0]):+.2f} points; WS-353: "
+                         f"{100 * (med(name, 'ws353')[0] - med('gensim', 'ws353')[0]):+.2f} points.")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -102,12 +102,15 @@ def epoch_examples(ids: np.ndarray, sids: np.ndarray, keep_prob: np.ndarray, win
             ok = (reach[pos] >= abs(d)) & (sids[pos] == sids[pos + d])
             centres.append(ids[pos[ok]]), contexts.append(ids[pos[ok] + d])
         return {"centre": np.concatenate(centres), "context": np.concatenate(contexts)}
-    context = np.full((n, len(offsets)), -1, np.int32)
-    for j, d in enumerate(offsets):
-        pos = np.arange(max(0, -d), min(n, n - d))
-        ok = (reach[pos] >= abs(d)) & (sids[pos] == sids[pos + d])
-        context[pos[ok], j] = ids[pos[ok] + d]
-    has = (context >= 0).any(axis=1)
+    def around(a: np.ndarray) -> np.ndarray:  # N x 2W: the W values before and after each position
+        padded = np.concatenate([np.full(window, -1, a.dtype), a, np.full(window, -1, a.dtype)])
+        view = np.lib.stride_tricks.sliding_window_view(padded, 2 * window + 1)
+        return np.concatenate([view[:, :window], view[:, window + 1:]], axis=1)
+
+    distance = np.abs(np.asarray(offsets))
+    ok = (around(sids) == sids[:, None]) & (reach[:, None] >= distance[None, :])
+    context = np.where(ok, around(ids), -1).astype(np.int32)
+    has = ok.any(axis=1)
     return {"centre": ids[has], "context": context[has]}
 
 
