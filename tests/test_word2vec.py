@@ -140,3 +140,13 @@ def test_shared_negatives_window_step_equals_the_pair_step_on_its_pairs():
     np.testing.assert_allclose(a1, b1, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(loss_w, loss_p, rtol=1e-5)
     assert not np.allclose(a0, params[0]) and not np.allclose(a1, params[1])
+
+
+def test_cpu_devices_flag_trains_word2vec_on_that_many_devices(data_dir, tmp_path):
+    run = tmp_path / "w2v"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+    res = subprocess.run([sys.executable, "-m", "nlpdl.cli", "--cpu-devices", "2", "word2vec", "corpus=botchan", "dim=8",
+                          "epochs=1", "min_count=3", "--workdir", str(run), "--data-dir", str(data_dir)],
+                         env=env, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads((run / "results.json").read_text())["training"]["devices"] == 2
