@@ -191,8 +191,11 @@ def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_confi
 def _open_run(t: Trainer, run: RunDir, allow_config_change: bool,
               train_iter) -> tuple[Checkpointer, int, TrainState, dict]:
     """Resume order: the latest checkpoint that reads back whole, else a fresh state. Refuses a dir holding
-    another config before anything in it changes; then writes config.json and the tokenizer files."""
+    another config before anything in it changes; a fresh dir gets config.json before anything else, then the
+    tokenizer files."""
     run.check_config(t.cfg, allow_config_change)
+    if not run.config_path.exists():  # a fresh dir gets config.json first: killed at any later point, it resumes
+        run.write_config(t.cfg)
     parallel.sync("work dir checked")  # every process has looked before any creates checkpoint dirs
     ckpt = Checkpointer(run.path, t.cfg.train.max_to_keep)
     start, state, meta = ckpt.restore_latest(t.abstract, train_iter)
