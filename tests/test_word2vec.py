@@ -35,24 +35,43 @@ def test_examples_stay_in_their_sentence_and_within_the_reduced_window():
     ids = np.arange(12, dtype=np.int32)
     sids = np.array([0] * 5 + [1] * 7, np.int32)
     keep = np.ones(12)
-    pairs = w2v.epoch_examples(ids, sids, keep, 3, "skipgram", np.random.default_rng(0))
+    (pairs,) = w2v.epoch_examples(ids, sids, keep, 3, "skipgram", np.random.default_rng(0))
     c, x = pairs["centre"], pairs["context"]
     assert ((c < 5) == (x < 5)).all() and (np.abs(c - x) <= 3).all() and (c != x).all()
-    full = w2v.epoch_examples(ids, sids, keep, 3, "skipgram", np.random.default_rng(0))
-    assert len(full["centre"]) == len(c)  # deterministic for a seed
+    assert len({(a, b) for a, b in zip(c, x)}) == len(c)  # no pair twice
+    (again,) = w2v.epoch_examples(ids, sids, keep, 3, "skipgram", np.random.default_rng(0))
+    assert (again["centre"] == c).all() and (again["context"] == x).all()  # deterministic for a seed
     # averaged over seeds, a context at distance d is used with probability (window - d + 1) / window
     used = {d: 0 for d in (1, 2, 3)}
     for seed in range(300):
-        p = w2v.epoch_examples(ids, sids, keep, 3, "skipgram", np.random.default_rng(seed))
+        (p,) = w2v.epoch_examples(ids, sids, keep, 3, "skipgram", np.random.default_rng(seed))
         mask = p["centre"] == 8  # positions 5..11 hold its sentence: 3 words each side
         for d in used:
             used[d] += np.sum(np.abs(p["context"][mask] - 8) == d)
     np.testing.assert_allclose([used[d] / (2 * 300) for d in (1, 2, 3)], [1, 2 / 3, 1 / 3], atol=0.05)
-    cbow = w2v.epoch_examples(ids, sids, keep, 3, "cbow", np.random.default_rng(0))
-    assert cbow["context"].shape == (12, 6)
-    for centre, row in zip(cbow["centre"], cbow["context"]):
-        ctx = row[row >= 0]
-        assert len(ctx) and ((ctx < 5) == (centre < 5)).all() and (np.abs(ctx - centre) <= 3).all()
+
+
+@pytest.mark.parametrize("model,by_window", [("cbow", False), ("skipgram", True)])
+def test_windows_hold_the_pairs_context_words_grouped_by_width(model, by_window):
+    """A window lists exactly the context words the pairs give its centre, first and in any order, in the
+    narrowest group (width 2, 4, ..., 2W) that holds them."""
+    ids = np.arange(60, dtype=np.int32)  # one id per position: a centre names its window
+    sids = np.repeat(np.arange(6), 10).astype(np.int32)
+    keep = np.full(60, 0.8)
+    (pairs,) = w2v.epoch_examples(ids, sids, keep, 3, "skipgram", np.random.default_rng(5))
+    groups = w2v.epoch_examples(ids, sids, keep, 3, model, np.random.default_rng(5), by_window=by_window)
+    assert [g["context"].shape[1] for g in groups] == [2, 4, 6]
+    windows = {}
+    for g in groups:
+        width = g["context"].shape[1]
+        present = g["context"] >= 0
+        count = present.sum(1)
+        assert ((count > width - 2) & (count <= width)).all()
+        assert (present == (np.arange(width) < count[:, None])).all()
+        windows.update({int(c): sorted(row[row >= 0]) for c, row in zip(g["centre"], g["context"])})
+    expected = {int(c): sorted(pairs["context"][pairs["centre"] == c]) for c in np.unique(pairs["centre"])}
+    assert windows == expected and len(expected) > 30
+    assert sum(len(g["centre"]) for g in groups) == len(expected)  # each window once
 
 
 @pytest.mark.parametrize("model,shared", [("skipgram", False), ("skipgram", True), ("cbow", False)])
@@ -107,9 +126,10 @@ batches = {"centre": rng.integers(0, V - 1, (S, 2 * B)).astype(np.int32),
 lrs, key = jnp.full((S,), 0.5), jax.random.PRNGKey(0)
 cdf = jnp.asarray(np.r_[np.zeros(V - 1), 1.0], jnp.float32)  # every negative is the last word: keys do not matter
 copy = lambda p: tuple(jnp.array(x, copy=True) for x in p)
-two, _ = w2v.make_train_chunk(w2v.local_mesh(2), "skipgram", 2)(copy(params), batches, lrs, key, cdf)
+two, _ = w2v.make_train_chunk(w2v.local_mesh(2), "skipgram", 2)(copy(params), (batches,), (lrs,), key, cdf)
 one = w2v.make_train_chunk(w2v.local_mesh(1), "skipgram", 2)
-halves = [one(copy(params), {k: v[:, h * B:(h + 1) * B] for k, v in batches.items()}, lrs, key, cdf)[0] for h in (0, 1)]
+halves = [one(copy(params), ({k: v[:, h * B:(h + 1) * B] for k, v in batches.items()},), (lrs,), key, cdf)[0]
+          for h in (0, 1)]
 for t in range(2):
     expected = params[t] + (halves[0][t] - params[t]) + (halves[1][t] - params[t])
     np.testing.assert_allclose(two[t], expected, rtol=1e-5, atol=1e-6)
@@ -150,3 +170,7 @@ def test_cpu_devices_flag_trains_word2vec_on_that_many_devices(data_dir, tmp_pat
                          env=env, capture_output=True, text=True, timeout=240)
     assert res.returncode == 0, res.stderr[-3000:]
     assert json.loads((run / "results.json").read_text())["training"]["devices"] == 2
+
+
+def test_steps_are_shared_out_in_proportion_to_each_groups_examples():
+    assert w2v.steps_per_group([300, 100, 0], 8) == (6, 2, 1)

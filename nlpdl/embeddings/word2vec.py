@@ -1,8 +1,9 @@
 """word2vec (Mikolov et al. 2013): skip-gram or CBOW with negative sampling, frequent-word subsampling, a
 dynamic window and a linearly decaying learning rate, with gensim's definitions of each.
 
-Each epoch's training examples are made in numpy, all at once (subsampling, reduced windows, pairs), and
-shuffled; the updates run on device as one jitted `lax.scan` over many mini-batches per call. A step is pure:
+Each epoch's training examples are made in numpy, all at once (subsampling, reduced windows, pairs or windows
+grouped by their number of context words), and shuffled, while the devices still run the previous epoch; the
+updates run on device as one jitted `lax.scan` per group over many mini-batches per call. A step is pure:
 `(params, batch, lr, key) -> params`, with sparse scatter-add updates of only the rows a batch touches (the
 embedding matrices are donated, so they are updated in place) and negatives drawn on device from the
 unigram^0.75 table.
@@ -84,34 +85,47 @@ def encode(sentences: Iterable[Sequence[str]], words: Sequence[str]) -> tuple[np
 
 
 def epoch_examples(ids: np.ndarray, sids: np.ndarray, keep_prob: np.ndarray, window: int, model: str,
-                   rng: np.random.Generator, by_window: bool = False) -> dict[str, np.ndarray]:
-    """One epoch's examples. Subsampled words are removed first; each centre then gets a window of
-    `window - b` words on each side, b uniform in [0, window) (gensim's reduced windows).
+                   rng: np.random.Generator, by_window: bool = False) -> list[dict[str, np.ndarray]]:
+    """One epoch's examples, in random order, as groups of equal shape. Subsampled words are removed first; each
+    centre then gets `window - b` words on each side, b uniform in [0, window) (gensim's reduced windows), cut at
+    its sentence's ends (`sids`, in sentence order).
 
-    skip-gram: one (centre, context) pair per context word. CBOW, or `by_window`: the centre and its context ids
-    N x 2W (-1 where there is none)."""
+    skip-gram: one (centre, context) pair per context word, one group. CBOW, or `by_window`: each centre with its
+    context ids, grouped by how many it has (1-2, 3-4, ..., 2W-1 to 2W); the group of width w holds them as
+    N x w, -1 after the last. Reduced windows and sentence ends leave about 40% of 2W slots empty, and an empty
+    slot costs a step as much as a full one."""
     kept = rng.random(len(ids)) < keep_prob[ids]
     ids, sids = ids[kept], sids[kept]
     n = len(ids)
     reach = window - rng.integers(0, window, n)
-    offsets = [d for d in range(-window, window + 1) if d]
+    pos = np.arange(n)
+    new_sentence = np.r_[True, sids[1:] != sids[:-1]]
+    first = np.maximum.accumulate(np.where(new_sentence, pos, 0))  # of each word's sentence
+    last = np.minimum.accumulate(np.where(np.r_[new_sentence[1:], True], pos, n)[::-1])[::-1]
+    left, right = np.minimum(reach, pos - first), np.minimum(reach, last - pos)
     if model == "skipgram" and not by_window:
-        centres, contexts = [], []
-        for d in offsets:
-            pos = np.arange(max(0, -d), min(n, n - d))
-            ok = (reach[pos] >= abs(d)) & (sids[pos] == sids[pos + d])
-            centres.append(ids[pos[ok]]), contexts.append(ids[pos[ok] + d])
-        return {"centre": np.concatenate(centres), "context": np.concatenate(contexts)}
-    def around(a: np.ndarray) -> np.ndarray:  # N x 2W: the W values before and after each position
-        padded = np.concatenate([np.full(window, -1, a.dtype), a, np.full(window, -1, a.dtype)])
-        view = np.lib.stride_tricks.sliding_window_view(padded, 2 * window + 1)
-        return np.concatenate([view[:, :window], view[:, window + 1:]], axis=1)
-
-    distance = np.abs(np.asarray(offsets))
-    ok = (around(sids) == sids[:, None]) & (reach[:, None] >= distance[None, :])
-    context = np.where(ok, around(ids), -1).astype(np.int32)
-    has = ok.any(axis=1)
-    return {"centre": ids[has], "context": context[has]}
+        centre = np.concatenate([np.repeat(pos, left), np.repeat(pos, right)])
+        below = np.arange(len(centre) - right.sum()) - np.repeat(np.cumsum(left) - left, left)  # 0 .. left-1
+        above = np.arange(right.sum()) - np.repeat(np.cumsum(right) - right, right)
+        context = centre + np.concatenate([-1 - below, 1 + above])
+        order = rng.permutation(len(centre))
+        return [{"centre": ids[centre[order]], "context": ids[context[order]]}]
+    count = left + right
+    centres = rng.permutation(pos[count > 0])
+    widths = np.arange(2, 2 * window + 1, 2)
+    group = np.searchsorted(widths, count[centres]).astype(np.int8)  # the narrowest width that holds them
+    order = np.argsort(group, kind="stable")
+    centres, bounds = centres[order], np.searchsorted(group[order], np.arange(len(widths) + 1))
+    padded = np.concatenate([ids, np.full(2 * window, -1, ids.dtype)])
+    groups = []
+    for start, stop, width in zip(bounds[:-1], bounds[1:], widths):
+        p_N = centres[start:stop]
+        left_N1, j_1xW = left[p_N][:, None], np.arange(width)[None, :]
+        # the width + 1 words from the window's first, centre included, then the centre left out
+        span_NxW1 = np.lib.stride_tricks.sliding_window_view(padded, width + 1)[p_N - left[p_N]]
+        context = np.where(j_1xW < left_N1, span_NxW1[:, :-1], span_NxW1[:, 1:])
+        groups.append({"centre": ids[p_N], "context": np.where(j_1xW < count[p_N][:, None], context, -1)})
+    return groups
 
 
 # every index is a vocabulary id by construction; skipping XLA's bounds handling makes CPU scatters ~1.5x faster
@@ -198,24 +212,36 @@ def cbow_step(params, batch, lr, key, cdf_V, negative: int):
 
 
 def make_train_chunk(mesh: Mesh, model: str, negative: int, shared_negatives: bool = False):
-    """`(params, batches, lrs, key, cdf_V) -> (params, loss)`: S mini-batches per call on every device of `mesh`.
+    """`(params, groups, lrs, key, cdf_V) -> (params, loss)`: one call's mini-batches on every device of `mesh`.
 
-    `batches` arrays are S x (devices * B) (x C); each device runs its own S x B with its own negatives, from
-    the same starting tables, and the call ends by adding every device's updates to those tables (as
-    word2vec's and gensim's threads share them lock-free, but merged once per call). One device: plain SGD.
+    `groups` is a tuple of batch dicts, one per window width (a single one for pairs), each S_g x (devices * B)
+    (x C_g), with `lrs` S_g per group; they run one after the other. Each device runs its own B columns with its
+    own negatives, from the same starting tables, and the call ends by adding every device's updates to those
+    tables (as word2vec's and gensim's threads share them lock-free, but merged once per call). One device:
+    plain SGD. A mini-batch that is all padding (the end of an epoch) is skipped, not computed.
     """
     step = cbow_step if model == "cbow" else skipgram_window_step if shared_negatives else skipgram_step
 
-    def local(params, batches, lrs, key, cdf_V):
+    def local(params, groups, lrs, key, cdf_V):
         key = jax.random.fold_in(key, jax.lax.axis_index(DEVICES))
+        new = jax.tree.map(lambda x: jax.lax.pcast(x, DEVICES, to="varying"), params)  # each device's copy
+        loss = 0.0
+        for g, (batches, group_lrs) in enumerate(zip(groups, lrs)):
+            group_key = jax.random.fold_in(key, g)
 
-        def body(params, xs):
-            batch, lr, i = xs
-            return step(params, batch, lr, jax.random.fold_in(key, i), cdf_V, negative)
+            def body(params, xs):
+                batch, lr, i = xs
+                def run(p):
+                    return step(p, batch, lr, jax.random.fold_in(group_key, i), cdf_V, negative)
 
-        start = jax.tree.map(lambda x: jax.lax.pcast(x, DEVICES, to="varying"), params)  # each device's copy
-        new, losses = jax.lax.scan(body, start, (batches, lrs, jnp.arange(lrs.shape[0])))
-        loss = jax.lax.psum(losses.sum(), DEVICES)
+                def skip(p):
+                    return p, jax.lax.pcast(jnp.zeros((), p[0].dtype), DEVICES, to="varying")
+
+                return jax.lax.cond(batch["weight"].any(), run, skip, params)
+
+            new, losses = jax.lax.scan(body, new, (batches, group_lrs, jnp.arange(group_lrs.shape[0])))
+            loss = loss + losses.sum()
+        loss = jax.lax.psum(loss, DEVICES)
         if mesh.size == 1:  # a sum over one device is its table; the merge below would cost passes over both
             return jax.tree.map(lambda n: jax.lax.psum(n, DEVICES), new), loss
         return jax.tree.map(lambda n, o: o + jax.lax.psum(n - o, DEVICES), new, params), loss
@@ -225,25 +251,32 @@ def make_train_chunk(mesh: Mesh, model: str, negative: int, shared_negatives: bo
     return jax.jit(sharded, donate_argnums=(0,))
 
 
-def init_params(vocab_size: int, dim: int, seed: int) -> tuple[jax.Array, jax.Array]:
-    """word2vec's initialisation: input vectors uniform in [-0.5/dim, 0.5/dim), output vectors zero."""
-    key = jax.random.PRNGKey(seed)
-    syn0 = (jax.random.uniform(key, (vocab_size, dim)) - 0.5) / dim
-    return syn0, jnp.zeros((vocab_size, dim))
+def init_params(vocab_size: int, dim: int, seed: int, mesh: Mesh | None = None) -> tuple[jax.Array, jax.Array]:
+    """word2vec's initialisation: input vectors uniform in [-0.5/dim, 0.5/dim), output vectors zero; made in
+    numpy and placed on every device of `mesh`, where the train call keeps them (so it compiles once)."""
+    syn0 = (np.random.default_rng(seed).random((vocab_size, dim), np.float32) - 0.5) / dim
+    params = (syn0, np.zeros((vocab_size, dim), np.float32))
+    mesh = mesh or local_mesh(1)
+    return jax.device_put(params, jax.sharding.NamedSharding(mesh, P()))
 
 
-def _chunks(examples: dict[str, np.ndarray], batch_size: int, steps: int):
-    """Examples cut into S x B chunks; the last is padded with weight-0 rows."""
-    n = len(examples["centre"])
-    per_chunk = batch_size * steps
-    for start in range(0, n, per_chunk):
-        part = {k: v[start:start + per_chunk] for k, v in examples.items()}
-        m = len(part["centre"])
-        pad = per_chunk - m
-        weight = np.concatenate([np.ones(m, np.float32), np.zeros(pad, np.float32)])
-        part = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)]) for k, v in part.items()}
-        part["weight"] = weight
-        yield {k: v.reshape(steps, batch_size, *v.shape[1:]) for k, v in part.items()}, m
+def steps_per_group(sizes: Sequence[int], steps_per_call: int) -> tuple[int, ...]:
+    """Each group's share of a call's mini-batches, in proportion to its examples (at least one), so that the
+    groups run out together at the end of an epoch."""
+    total = max(sum(sizes), 1)
+    return tuple(max(1, int(np.ceil(steps_per_call * n / total))) for n in sizes)
+
+
+def _slice(group: dict[str, np.ndarray], start: int, steps: int, per_step: int) -> tuple[dict, np.ndarray]:
+    """`steps * per_step` examples from `start`, padded with weight-0 rows, as steps x per_step, and the number
+    of real examples in each mini-batch."""
+    part = {k: v[start:start + steps * per_step] for k, v in group.items()}
+    m = len(part["centre"])
+    pad = steps * per_step - m
+    part = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)]) for k, v in part.items()}
+    part["weight"] = np.concatenate([np.ones(m, np.float32), np.zeros(pad, np.float32)])
+    real = np.clip(m - per_step * np.arange(steps), 0, per_step)
+    return {k: v.reshape(steps, per_step, *v.shape[1:]) for k, v in part.items()}, real
 
 
 def train_word2vec(sentences: Sequence[Sequence[str]], cfg: Word2VecConfig, log=print) -> tuple[Vectors, dict]:
@@ -253,30 +286,39 @@ def train_word2vec(sentences: Sequence[Sequence[str]], cfg: Word2VecConfig, log=
         raise ValueError(f"no word occurs {cfg.min_count} times: lower min_count.")
     ids, sids = encode(sentences, words)
     keep = keep_probabilities(counts, cfg.sample)
-    cdf_V = jnp.asarray(np.cumsum(noise_distribution(counts, cfg.ns_exponent)), jnp.float32)
-    params = init_params(len(words), cfg.dim, cfg.seed)
     mesh = local_mesh(cfg.devices)
+    cdf_V = jax.device_put(np.cumsum(noise_distribution(counts, cfg.ns_exponent)).astype(np.float32),
+                           jax.sharding.NamedSharding(mesh, P()))
+    params = init_params(len(words), cfg.dim, cfg.seed, mesh)
     per_step = cfg.batch_size * mesh.size
     train_chunk = make_train_chunk(mesh, cfg.model, cfg.negative, cfg.shared_negatives)
     rng = np.random.default_rng(cfg.seed)
     key = jax.random.PRNGKey(cfg.seed + 1)
     # the learning rate decays with the fraction of the corpus's words processed, as in gensim
-    total_words, done_words, loss_sum, examples_seen = cfg.epochs * len(ids), 0, 0.0, 0
+    total_words, done_words, examples_seen, steps = cfg.epochs * len(ids), 0, 0, None
     start = time.perf_counter()
+    def examples():
+        return epoch_examples(ids, sids, keep, cfg.window, cfg.model, rng, by_window=cfg.shared_negatives)
+
+    groups = examples()
     for epoch in range(cfg.epochs):
-        examples = epoch_examples(ids, sids, keep, cfg.window, cfg.model, rng, by_window=cfg.shared_negatives)
-        order = rng.permutation(len(examples["centre"]))
-        examples = {k: v[order] for k, v in examples.items()}
-        n = len(examples["centre"])
-        for c, (chunk, m) in enumerate(_chunks(examples, per_step, cfg.steps_per_call)):
-            ends = done_words + len(ids) * np.minimum(
-                (c * per_step * cfg.steps_per_call + per_step * np.arange(cfg.steps_per_call)) / n, 1.0)
+        n = sum(len(g["centre"]) for g in groups)
+        # fixed after the first epoch: a call's shapes, hence its compilation, stay the same
+        steps = steps or steps_per_group([len(g["centre"]) for g in groups], cfg.steps_per_call)
+        calls = max(-(-len(g["centre"]) // (s * per_step)) for g, s in zip(groups, steps))
+        seen = 0
+        for c in range(calls):
+            parts, real = zip(*(_slice(g, c * s * per_step, s, per_step) for g, s in zip(groups, steps)))
+            before = seen + np.cumsum(np.concatenate(real)) - np.concatenate(real)  # examples before each step
+            ends = done_words + len(ids) * np.minimum(before / max(n, 1), 1.0)
             lrs = np.maximum(cfg.alpha - (cfg.alpha - cfg.min_alpha) * ends / total_words, cfg.min_alpha)
-            params, loss = train_chunk(params, chunk, jnp.asarray(lrs, jnp.float32),
-                                       jax.random.fold_in(key, epoch * 1_000_003 + c), cdf_V)
-            loss_sum += float(loss) if c % 50 == 0 else 0.0
-            examples_seen += m
+            lrs = tuple(np.split(lrs.astype(np.float32), np.cumsum(steps)[:-1]))
+            params, _ = train_chunk(params, tuple(parts), lrs, jax.random.fold_in(key, epoch * 1_000_003 + c), cdf_V)
+            seen += int(sum(r.sum() for r in real))
+        examples_seen += seen
         done_words += len(ids)
+        if epoch + 1 < cfg.epochs:  # the next epoch's examples are made while the devices run this one's calls
+            groups = examples()
         jax.block_until_ready(params)
         log(f"epoch {epoch + 1}/{cfg.epochs}: {n} examples, {done_words / (time.perf_counter() - start):.0f} words/s")
     seconds = time.perf_counter() - start
