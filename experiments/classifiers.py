@@ -37,6 +37,16 @@ def mr_ffn(variant: str) -> ExperimentConfig:
     )
 
 
+@register("mr_ffn_deep", "a 6-hidden-layer feed-forward net on MR (sigmoid units; --sweep activations: sigmoid, "
+          "tanh, relu), each layer's gradient norm logged: vanishing gradients with depth",
+          sweeps={"activations": Sweep(grid={"model.activation": ("sigmoid", "tanh", "relu")})})
+def mr_ffn_deep(variant: str) -> ExperimentConfig:
+    cfg = mr_ffn(variant)
+    return replace(cfg, name="mr_ffn_deep", description="6-hidden-layer FFN over averaged embeddings on MR",
+                   model=replace(cfg.model, num_layers=6, activation="sigmoid", dropout=0.0, init="glorot_uniform"),
+                   train=replace(cfg.train, log_grad_norms=True))
+
+
 # ---------------------------------------------------------------- the course's classifiers on seven benchmarks
 # `{dataset}_{model}`: MR, Subj, CR, MPQA by 10-fold cross-validation (`data.fold=K` runs one fold; the declared
 # sweep `folds` runs all ten and reports mean ± std); SST-2 and SST-5 on train (phrases and sentences) / dev /

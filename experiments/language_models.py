@@ -3,7 +3,7 @@
 
 from dataclasses import replace
 
-from nlpdl.config import DataConfig, ExperimentConfig, OptimConfig, TaskConfig, TrainConfig, register
+from nlpdl.config import DataConfig, ExperimentConfig, OptimConfig, Sweep, TaskConfig, TrainConfig, register
 from nlpdl.models.nplm import NPLMConfig
 from nlpdl.models.rnn_lm import RNNLMConfig
 from nlpdl.models.transformer_lm import TransformerLMConfig
@@ -72,6 +72,17 @@ def ptb_rnn(variant: str) -> ExperimentConfig:
                                  tie_embeddings=True, init_scale=0.0),
                optim=OptimConfig(name="adam", lr=1e-3, clip_norm=1.0, schedule="step", decay_rate=0.5,
                                  decay_every=1, decay_start=6, schedule_unit="epochs"), epochs=12)
+
+
+@register("ptb_cells", "gradient flow through time: a 1x200 recurrent LM on PTB, one epoch, the same initialisation "
+          "and optimizer whatever the cell (model.cell; --sweep cells trains rnn, lstm and gru)",
+          sweeps={"cells": Sweep(grid={"model.cell": ("rnn", "lstm", "gru")})})
+def ptb_cells(variant: str) -> ExperimentConfig:
+    cfg = _lm("ptb_cells", "1x200 recurrent LM, PTB, for gradient flow", variant,
+              data=DataConfig(dataset="ptb", batch_size=32, eval_batch_size=10, bptt=35),
+              model=RNNLMConfig(cell="rnn", embed_dim=200, hidden=200, num_layers=1, init_scale=0.1),
+              optim=OptimConfig(name="adam", lr=1e-3, clip_norm=1.0), epochs=1)
+    return replace(cfg, train=replace(cfg.train, log_grad_norms=True))
 
 
 @register("ptb_nplm", "Bengio et al. (2003) feed-forward 5-gram LM on PTB: Adam, halved each epoch after epoch 5")

@@ -84,6 +84,29 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("run_dirs", nargs="+")
     plot.add_argument("--out", default="curves.png", help="PNG to write (default: curves.png)")
     plot.add_argument("--metrics", help="comma-separated metrics (default: loss, accuracy, perplexity as logged)")
+    probe = sub.add_parser("probe", help="linear probes of every layer of a trained model (and of its untrained "
+                           "control): a table and a plot")
+    probe.add_argument("run_dir")
+    probe.add_argument("--task", required=True, help="position, frequency, length, or a dataset's labels (trec, "
+                       "sst2, subj, ...)")
+    probe.add_argument("--out-dir", help="default: RUN_DIR/probes")
+    probe.add_argument("--train-sentences", type=int, default=3000, help="probe-train sentences (at most)")
+    probe.add_argument("--test-sentences", type=int, default=1000, help="probe-test sentences (at most)")
+    probe.add_argument("--steps", type=int, default=1000, help="Adam steps per probe")
+    probe.add_argument("--data-dir")
+    gradflow = sub.add_parser("gradflow", help="gradient norms by layer, and through time for recurrent LMs, "
+                              "trained and at initialisation: a plot")
+    gradflow.add_argument("run_dirs", nargs="+")
+    gradflow.add_argument("--out", default="gradflow.png", help="PNG to write, with a .json beside it")
+    gradflow.add_argument("--length", type=int, default=100, help="time steps back from the loss (recurrent LMs)")
+    gradflow.add_argument("--windows", type=int, default=5, help="windows per valid row to average over")
+    gradflow.add_argument("--batches", type=int, default=5, help="valid batches for the per-layer norms")
+    gradflow.add_argument("--data-dir")
+    attention = sub.add_parser("attention", help="each head's attention weights over a sentence, as a PNG grid")
+    attention.add_argument("run_dir")
+    attention.add_argument("sentence")
+    attention.add_argument("--out", default="attention.png")
+    attention.add_argument("--data-dir")
     return parser
 
 
@@ -129,6 +152,14 @@ def main(argv: list[str] | None = None) -> int:
             commands.report(args.sweep_dir)
         elif args.command == "plot":
             commands.plot(args.run_dirs, args.out, args.metrics)
+        elif args.command == "probe":
+            commands.probe(args.run_dir, args.task, out_dir=args.out_dir, train_sentences=args.train_sentences,
+                           test_sentences=args.test_sentences, steps=args.steps, data_dir=args.data_dir)
+        elif args.command == "gradflow":
+            commands.gradflow(args.run_dirs, args.out, length=args.length, windows=args.windows,
+                              batches=args.batches, data_dir=args.data_dir)
+        elif args.command == "attention":
+            commands.attention(args.run_dir, args.sentence, args.out, args.data_dir)
     except commands.USER_ERRORS as e:
         print(f"nlpdl: error: {e}", file=sys.stderr)
         return 2

@@ -153,3 +153,36 @@ def neighbors(run_dir: str, word: str, k: int = 10) -> None:
 
     for other, cosine in nearest(Path(run_dir), word, k):
         print(f"{cosine:.4f}  {other}")
+
+
+def probe(run_dir: str, task: str, *, out_dir: str | None = None, train_sentences: int = 3000,
+          test_sentences: int = 1000, steps: int = 1000, data_dir: str | None = None) -> list[Path]:
+    from nlpdl.analysis.probing import ProbeBudget, probe_run
+
+    if min(train_sentences, test_sentences, steps) < 1:
+        raise C.ConfigError("--train-sentences, --test-sentences and --steps must be >= 1.")
+    budget = ProbeBudget(train_sentences=train_sentences, test_sentences=test_sentences, steps=steps)
+    written = probe_run(Path(run_dir), task, resolve_data_dir(data_dir), Path(out_dir) if out_dir else None, budget)
+    print(written[0].read_text(), end="")
+    print("probe: " + ", ".join(str(p) for p in written))
+    return written
+
+
+def gradflow(run_dirs: list[str], out: str, *, length: int = 100, windows: int = 5, batches: int = 5,
+             data_dir: str | None = None) -> list[Path]:
+    from nlpdl.analysis.gradflow import gradflow_runs
+
+    if min(length, windows, batches) < 1:
+        raise C.ConfigError("--length, --windows and --batches must be >= 1.")
+    written = gradflow_runs([Path(d) for d in run_dirs], resolve_data_dir(data_dir), Path(out), length=length,
+                            windows=windows, batches=batches)
+    print("gradflow: " + ", ".join(str(p) for p in written))
+    return written
+
+
+def attention(run_dir: str, sentence: str, out: str, data_dir: str | None = None) -> Path:
+    from nlpdl.analysis.attention import attention_run
+
+    written = attention_run(Path(run_dir), sentence, resolve_data_dir(data_dir), Path(out))
+    print(f"attention: {written}")
+    return written

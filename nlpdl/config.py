@@ -100,6 +100,7 @@ class TrainConfig:
     model_parallel: int = _positive(1)  # size of the mesh's `model` axis (large weights split over it)
     grad_accum: int = _positive(1)  # micro-batches per batch: the same update as the whole batch at once
     compute_dtype: Literal["float32", "bfloat16"] = "float32"  # parameters and optimizer state stay float32
+    log_grad_norms: bool = False  # log each layer's gradient norm too (metrics.jsonl "grad_norm/LAYER")
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,7 @@ from nlpdl import config as C
 from nlpdl.data.tokenizers import WordVocab
 from nlpdl.nn.losses import get_loss
 from nlpdl.tasks.classification import CLASS_NAMES, encode_sentences
-from nlpdl.train.checkpoint import Checkpointer
-from nlpdl.train.loop import build_trainer
+from nlpdl.train.loop import restore_run
 from nlpdl.train.rundir import RunDir
 from nlpdl.train.state import split_model
 
@@ -31,8 +30,7 @@ def predict_run(workdir: Path, sentences: list[str], data_dir: Path) -> list[dic
         raise C.ConfigError(f"{workdir} is not a sentence classifier's run dir (it needs task.name=classification "
                             "and a vocab.json): predict works on classifiers trained on text.")
     vocab = WordVocab.load(workdir / "vocab.json")
-    t = build_trainer(cfg, data_dir)
-    params, _ = Checkpointer(workdir, cfg.train.max_to_keep).restore_best(t.abstract.params)
+    _, t, params = restore_run(workdir, data_dir)
     model = nnx.merge(split_model(t.make_model), params)
     outputs = model(encode_sentences(sentences, vocab, cfg.data.max_len))
     probs = np.asarray(jax.device_get(get_loss(cfg.task.loss).probabilities(outputs)))

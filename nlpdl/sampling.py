@@ -13,8 +13,7 @@ from flax import nnx
 
 from nlpdl import config as C
 from nlpdl.tasks.language_modeling import text_codec
-from nlpdl.train.checkpoint import Checkpointer
-from nlpdl.train.loop import build_trainer
+from nlpdl.train.loop import restore_run
 from nlpdl.train.rundir import RunDir
 from nlpdl.train.state import initial_carry, split_model
 
@@ -67,8 +66,7 @@ def sample_run(workdir: Path, prompt: str, num_tokens: int, temperature: float, 
     prompt_ids = encode(prompt)
     if len(prompt_ids) == 0:
         raise C.ConfigError("--prompt is empty: give at least one token to continue from.")
-    t = build_trainer(cfg, data_dir)
-    params, _ = Checkpointer(workdir, cfg.train.max_to_keep).restore_best(t.abstract.params)
+    _, t, params = restore_run(workdir, data_dir)
     tokens = generate(params, jnp.asarray(prompt_ids)[None, :], jax.random.PRNGKey(seed),
                       graphdef=split_model(t.make_model), num_tokens=num_tokens, temperature=temperature,
                       top_k=top_k)

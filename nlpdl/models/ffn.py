@@ -61,16 +61,19 @@ class FeedForwardClassifier(nnx.Module):
         self.remat = cfg.remat
 
     def __call__(self, batch: dict, *, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
+        return self.out(self.hidden_outputs(batch, train=train, rngs=rngs)[-1])
+
+    def hidden_outputs(self, batch: dict, *, train: bool = False, rngs: nnx.Rngs | None = None) -> list[jax.Array]:
+        """The input vector (the averaged embeddings, or the features), then each hidden layer's output, B x D."""
         if self.input == "embeddings":
             x = masked_mean(self.embed(batch["tokens"]), batch["lengths"])
         else:
             x = batch["features"]
-        x = self.dropout(x, deterministic=not train, rngs=rngs)
+        outputs = [self.dropout(x, deterministic=not train, rngs=rngs)]
         for layer in self.hidden:
             block = nnx.remat(FeedForwardClassifier._block) if self.remat else FeedForwardClassifier._block
-            x = block(self, layer, x)
-            x = self.dropout(x, deterministic=not train, rngs=rngs)
-        return self.out(x)
+            outputs.append(self.dropout(block(self, layer, outputs[-1]), deterministic=not train, rngs=rngs))
+        return outputs
 
     def _block(self, layer: nnx.Linear, x: jax.Array) -> jax.Array:
         return self.act(layer(x))

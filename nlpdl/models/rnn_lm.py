@@ -62,16 +62,26 @@ class RecurrentLM(nnx.Module):
         h_BxH = jnp.zeros((batch_size, self.hidden), jnp.float32)
         return tuple((h_BxH, h_BxH) if self.cell == "lstm" else h_BxH for _ in self.layers)
 
-    def __call__(self, inputs_BxT: jax.Array, carry: tuple[Any, ...], *, train: bool = False,
-                 rngs: nnx.Rngs | None = None) -> tuple[jax.Array, tuple[Any, ...]]:
+    def hidden_states(self, inputs_BxT: jax.Array, carry: tuple[Any, ...], *, train: bool = False,
+                      rngs: nnx.Rngs | None = None) -> tuple[list[jax.Array], tuple[Any, ...]]:
+        """The embeddings, then each layer's outputs B x T x H (dropout applied in training), and the new carry."""
         x = self.dropout(self.embed(inputs_BxT), deterministic=not train, rngs=rngs)
-        new_carry = []
+        outputs, new_carry = [x], []
         for layer, layer_carry in zip(self.layers, carry):
             layer_carry, x = layer(x, initial_carry=layer_carry)
             x = self.dropout(x, deterministic=not train, rngs=rngs)
+            outputs.append(x)
             new_carry.append(layer_carry)
-        logits_BxTxV = self.embed.attend(x) + self.out_bias[None, None, :] if self.tied else self.out(x)
-        return logits_BxTxV, tuple(new_carry)
+        return outputs, tuple(new_carry)
+
+    def __call__(self, inputs_BxT: jax.Array, carry: tuple[Any, ...], *, train: bool = False,
+                 rngs: nnx.Rngs | None = None) -> tuple[jax.Array, tuple[Any, ...]]:
+        outputs, new_carry = self.hidden_states(inputs_BxT, carry, train=train, rngs=rngs)
+        return self.logits(outputs[-1]), new_carry
+
+    def logits(self, x_BxTxH: jax.Array) -> jax.Array:
+        """The output layer: the top layer's states to next-token logits B x T x V."""
+        return self.embed.attend(x_BxTxH) + self.out_bias[None, None, :] if self.tied else self.out(x_BxTxH)
 
 
 @register_model(RNNLMConfig)

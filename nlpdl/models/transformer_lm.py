@@ -121,10 +121,10 @@ class TransformerLM(nnx.Module):
             return sinusoidal_positions(positions_T, self.cfg.d_model)
         return self.pos_embed(positions_T)
 
-    def __call__(self, inputs_BxT: jax.Array, cache: KVCache | None = None, *, train: bool = False,
-                 rngs: nnx.Rngs | None = None, return_attention: bool = False):
-        """Logits B x T x V and the updated cache (None without one); with `return_attention`, also each
-        block's attention weights B x H x T x S."""
+    def decode(self, inputs_BxT: jax.Array, cache: KVCache | None = None, *, train: bool = False,
+               rngs: nnx.Rngs | None = None) -> tuple[list[jax.Array], list[jax.Array], KVCache | None]:
+        """The embedded input, then each block's output B x T x D (the last after the final layer norm), each
+        block's attention weights B x H x T x S, and the updated cache (None without one)."""
         T = inputs_BxT.shape[1]
         start = jnp.zeros((), jnp.int32) if cache is None else cache.length
         positions_T = start + jnp.arange(T)
@@ -132,14 +132,22 @@ class TransformerLM(nnx.Module):
         mask_TxS = key_positions_S[None, :] <= positions_T[:, None]
         x = self.embed(inputs_BxT) + self.embed_positions(positions_T)[None]
         x = self.dropout(x, deterministic=not train, rngs=rngs)
-        keys, values, attention = [], [], []
+        outputs, keys, values, attention = [x], [], [], []
         for i, block in enumerate(self.blocks):
             kv = None if cache is None else (cache.keys[i], cache.values[i], start)
             x, weights, (k, v) = block(x, mask_TxS, kv, train=train, rngs=rngs)
-            keys.append(k), values.append(v), attention.append(weights)
-        x = self.ln_out(x)
-        logits_BxTxV = self.embed.attend(x) if self.out is None else self.out(x)
+            outputs.append(x), keys.append(k), values.append(v), attention.append(weights)
+        outputs[-1] = self.ln_out(x)
         new_cache = None if cache is None else KVCache(tuple(keys), tuple(values), start + T)
+        return outputs, attention, new_cache
+
+    def __call__(self, inputs_BxT: jax.Array, cache: KVCache | None = None, *, train: bool = False,
+                 rngs: nnx.Rngs | None = None, return_attention: bool = False):
+        """Logits B x T x V and the updated cache (None without one); with `return_attention`, also each
+        block's attention weights B x H x T x S."""
+        outputs, attention, new_cache = self.decode(inputs_BxT, cache, train=train, rngs=rngs)
+        x = outputs[-1]
+        logits_BxTxV = self.embed.attend(x) if self.out is None else self.out(x)
         return (logits_BxTxV, new_cache, attention) if return_attention else (logits_BxTxV, new_cache)
 
 

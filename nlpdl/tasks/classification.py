@@ -93,9 +93,16 @@ def _sentence_splits(read: Callable[[ExperimentConfig, Path], tuple[Texts, int]]
     return splits
 
 
-DATASETS = {"xor": _xor_splits, **{name: _sentence_splits(_cv_texts) for name in CV_DATASETS},
-            "sst2": _sentence_splits(_sst_texts), "sst5": _sentence_splits(_sst_texts),
-            "trec": _sentence_splits(_trec_texts)}
+TEXT_READERS = {**{name: _cv_texts for name in CV_DATASETS}, "sst2": _sst_texts, "sst5": _sst_texts,
+                "trec": _trec_texts}
+DATASETS = {"xor": _xor_splits, **{name: _sentence_splits(read) for name, read in TEXT_READERS.items()}}
+
+
+def read_texts(cfg: ExperimentConfig, data_dir: Path) -> tuple[Texts, int]:
+    """The sentences and labels of each split of a text dataset, as `cfg` splits them, and the class count."""
+    if cfg.data.dataset not in TEXT_READERS:
+        raise DataError(f"{cfg.data.dataset!r} is not a sentence dataset: use one of {', '.join(TEXT_READERS)}.")
+    return TEXT_READERS[cfg.data.dataset](cfg, data_dir)
 
 
 def encode_sentences(sentences: list[str], vocab: WordVocab, max_len: int) -> dict[str, np.ndarray]:

@@ -115,7 +115,8 @@ def build_trainer(cfg: C.ExperimentConfig, data_dir: Path) -> Trainer:
 
     graphdef = split_model(make_model)
     loss_fn = task.make_loss_fn(cfg)
-    options = StepOptions(grad_accum=cfg.train.grad_accum, compute_dtype=jnp.dtype(cfg.train.compute_dtype))
+    options = StepOptions(grad_accum=cfg.train.grad_accum, compute_dtype=jnp.dtype(cfg.train.compute_dtype),
+                          layer_grad_norms=cfg.train.log_grad_norms)
     abstract = abstract_state(make_model, tx, cfg.train.seed, mesh, data.batch_size)
     shardings = shardings_of(abstract)
     return Trainer(cfg=cfg, task=task, data=data, mesh=mesh, cadence=cadence,
@@ -154,7 +155,8 @@ def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_confi
                 sums = _sum_checked(pending)
                 pending.clear()
                 record = {"step": step, "split": "train", **task.summarize(sums),
-                          "grad_norm": sums["grad_norm_sum"] / sums["steps"], "lr": float(t.schedule(step - 1))}
+                          "grad_norm": sums["grad_norm_sum"] / sums["steps"], "lr": float(t.schedule(step - 1)),
+                          **{k: v / sums["steps"] for k, v in sums.items() if k.startswith("grad_norm/")}}
                 run.log(record)
                 now = time.perf_counter()
                 tokens = sums.get("tokens", sums["count"])
@@ -230,11 +232,17 @@ def _evaluate_and_track(t: Trainer, run: RunDir, ckpt: Checkpointer, state: Trai
     return meta
 
 
-def evaluate_run(workdir: Path, split: str, data_dir: Path) -> dict[str, float]:
-    """Scores a run's best parameters on `split`, with the config and data pipeline it was trained with."""
+def restore_run(workdir: Path, data_dir: Path) -> tuple[C.ExperimentConfig, Trainer, Any]:
+    """A finished (or running) run's config, its trainer (data and model as trained) and its best parameters."""
     cfg = RunDir(workdir).read_config()
     t = build_trainer(cfg, data_dir)
+    params, _ = Checkpointer(workdir, cfg.train.max_to_keep).restore_best(t.abstract.params)
+    return cfg, t, params
+
+
+def evaluate_run(workdir: Path, split: str, data_dir: Path) -> dict[str, float]:
+    """Scores a run's best parameters on `split`, with the config and data pipeline it was trained with."""
+    cfg, t, params = restore_run(workdir, data_dir)
     if split not in t.data.evals:
         raise C.ConfigError(f"{cfg.name} has no split {split!r}; choose one of {', '.join(t.data.evals)}.")
-    params, _ = Checkpointer(workdir, cfg.train.max_to_keep).restore_best(t.abstract.params)
     return t.evaluate(params, split)

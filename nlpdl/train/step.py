@@ -25,6 +25,7 @@ LossFn = Callable[..., tuple[dict[str, jax.Array], Any]]
 class StepOptions:
     grad_accum: int = 1  # micro-batches per batch
     compute_dtype: Any = jnp.float32  # parameters are cast to it for the forward/backward pass only
+    layer_grad_norms: bool = False  # also report each layer's gradient norm ("grad_norm/LAYER")
 
 
 def _cast(tree: Any, dtype: Any) -> Any:
@@ -39,6 +40,23 @@ def _micro_batches(tree: Any, k: int) -> Any:
 def _whole_batch(tree: Any) -> Any:
     """The inverse of `_micro_batches`."""
     return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1).reshape(-1, *x.shape[2:]), tree)
+
+
+def layer_groups(params: dict) -> dict[str, Any]:
+    """A model's parameters by layer, bottom to top as the model lists them: each top-level module, and each
+    item of a module list ("layers.0", "blocks.1", "hidden.2")."""
+    groups = {}
+    for name, sub in params.items():
+        if isinstance(sub, dict) and sub and all(isinstance(k, int) for k in sub):
+            groups.update({f"{name}.{i}": sub[i] for i in sorted(sub)})
+        else:
+            groups[name] = sub
+    return groups
+
+
+def layer_grad_norms(grads: dict) -> dict[str, jax.Array]:
+    """The L2 norm of each layer's gradient, keyed "grad_norm/LAYER"."""
+    return {f"grad_norm/{name}": optax.tree.norm(g) for name, g in layer_groups(grads).items()}
 
 
 def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
@@ -71,6 +89,8 @@ def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef, tx: op
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {**sums, "grad_norm_sum": optax.tree.norm(grads), "steps": jnp.ones((), jnp.float32)}
+    if options.layer_grad_norms:
+        metrics.update(layer_grad_norms(grads))
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state, carry=carry), metrics
 
 
