@@ -1,6 +1,7 @@
 """Attention maps (`nlpdl attention RUN_DIR "sentence"`): each head's self-attention weights of a trained
 Transformer (encoder classifier or causal LM) over one sentence, as a grid of heatmaps, layers down and heads
-across, the sentence's tokens on both axes (queries down, keys across)."""
+across, the sentence's tokens on both axes (queries down, keys across), each head coloured from 0 to its largest
+weight."""
 
 from __future__ import annotations
 
@@ -42,10 +43,11 @@ def plot(tokens: list[str], weights: list[np.ndarray], out: Path, title: str) ->
     for layer, weights_HxTxT in enumerate(weights):
         for head in range(heads):
             ax = axes[layer, head]
-            ax.imshow(weights_HxTxT[head], vmin=0.0, vmax=1.0, cmap="viridis")
+            # each head on its own scale (0 to its largest weight): near-uniform heads still show their pattern
+            ax.imshow(weights_HxTxT[head], vmin=0.0, vmax=float(weights_HxTxT[head].max()), cmap="viridis")
             ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=7)
             ax.set_yticks(range(len(tokens)), tokens, fontsize=7)
-            ax.set_title(f"layer {layer + 1}, head {head + 1}", fontsize=8)
+            ax.set_title(f"layer {layer + 1}, head {head + 1} (max {weights_HxTxT[head].max():.2f})", fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return save(fig, out)

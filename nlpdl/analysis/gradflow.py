@@ -132,7 +132,7 @@ def plot(results: list[dict], out: Path) -> Path:
             for which, curve in r["hidden"].items():
                 top = curve[-1]
                 ax.plot(range(len(top)), top, styles[which], color=color,
-                        label=f"{r['experiment']} ({r['cell']}, {which})")
+                        label=f"{Path(r['run']).name} ({which})")
         ax.set_yscale("log")
         ax.set_xlabel("distance t from the loss (time steps)")
         ax.set_ylabel("||dL/dh|| of the top layer")
@@ -143,7 +143,7 @@ def plot(results: list[dict], out: Path) -> Path:
     for color, r in zip(colors(len(results)), results):
         for which, norms in r["layers"].items():
             ax.plot(range(len(norms)), list(norms.values()), styles[which] + "o", color=color, markersize=3,
-                    label=f"{r['experiment']} ({which})")
+                    label=f"{Path(r['run']).name} ({which})")
     names = list(widest["layers"]["trained"])
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
     ax.set_yscale("log")
