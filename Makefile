@@ -1,5 +1,6 @@
 # make run: set up .venv if needed and train the default experiment on real data.
 # make test: set up .venv if needed and run the test suite.
+# make bench: the speed suite against PyTorch (installs its CPU build) and word2vec against gensim.
 PYTHON ?= python3
 VENV ?= .venv
 EXPERIMENT ?= mr_ffn
@@ -8,7 +9,7 @@ SHARED_DATA := $(abspath ../shared/data)
 NLPDL_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 export NLPDL_DATA_DIR
 
-.PHONY: run test venv clean
+.PHONY: run test bench venv clean
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -22,6 +23,12 @@ run: venv
 
 test: venv
 	$(VENV)/bin/python -m pytest -q
+
+# PyTorch only for the benchmarks: 2.13.0 is the CPU build this project measures against
+bench: venv
+	$(VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(VENV)/bin/python benchmarks/speed.py --memory
+	$(VENV)/bin/python benchmarks/word2vec_vs_gensim.py --repeats 3 --cpu-devices 2
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
