@@ -15,6 +15,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _lm_update(model: nn.Module, opt, logits, targets, clip_norm: float):
+    """Token-mean cross-entropy, backward, clipping, one optimizer step."""
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_norm:
+        nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    opt.step()
+    return loss
+
+
 class LSTMLM(nn.Module):
     def __init__(self, vocab: int, embed: int, hidden: int, layers: int, dropout: float, init_scale: float):
         super().__init__()
@@ -42,12 +53,7 @@ def make_lstm_lm(cfg, vocab: int):
         if state is not None:
             state = tuple(s.detach() for s in state)  # truncated BPTT: the carry goes on, its gradient stops
         logits, state = model(x, state)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), o.clip_norm)
-        opt.step()
-        return loss
+        return _lm_update(model, opt, logits, y, o.clip_norm)
 
     return step, sum(p.numel() for p in model.parameters())
 
@@ -97,13 +103,7 @@ def make_gpt(cfg, vocab: int, compile: bool = False):
 
     def step(batch):
         x, y = torch.from_numpy(batch["inputs"]).long(), torch.from_numpy(batch["targets"]).long()
-        logits = forward(x)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), o.clip_norm)
-        opt.step()
-        return loss
+        return _lm_update(model, opt, forward(x), y, o.clip_norm)
 
     return step, sum(p.numel() for p in model.parameters())
 

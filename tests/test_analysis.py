@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import DATA
 from flax import nnx
 
 from nlpdl.analysis.gradflow import decay, hidden_state_gradients
@@ -76,19 +77,26 @@ def test_the_probe_reads_a_linearly_encoded_label_and_not_noise():
     assert probe_accuracy(noise[:2000], y[:2000], noise[2000:], y[2000:], 4, budget) < 0.35
 
 
-def test_probe_command_writes_a_table_per_layer_with_the_control(data_dir, tmp_path, capsys):
-    run = tmp_path / "bilstm"
-    assert nlpdl_main(["train", "mr_bilstm:tiny", "--workdir", str(run), "--data-dir", str(data_dir),
+@pytest.fixture(scope="module")
+def transformer_run(tmp_path_factory):
+    """A tiny Transformer classifier trained on MR, shared by the probe and attention tests."""
+    run = tmp_path_factory.mktemp("runs") / "mr_transformer"
+    assert nlpdl_main(["train", "mr_transformer:tiny", "--workdir", str(run), "--data-dir", str(DATA),
                        "--no-progress"]) == 0
+    return run
+
+
+def test_probe_command_writes_a_table_per_layer_with_the_control(data_dir, transformer_run, capsys):
+    run = transformer_run
     small = ["--steps", "100", "--train-sentences", "300", "--test-sentences", "100", "--data-dir", str(data_dir)]
     for task, level in (("position", "token"), ("length", "sentence"), ("trec", "sentence")):
         assert nlpdl_main(["probe", str(run), "--task", task, *small]) == 0
         result = json.loads((run / "probes" / f"{task}.json").read_text())
         assert result["level"] == level and result["classes"] == {"position": 10, "length": 7, "trec": 6}[task]
-        assert [r["layer"] for r in result["layers"]] == ["embeddings", "layer1.forward", "layer1.backward"]
+        assert [r["layer"] for r in result["layers"]] == ["embeddings", "block1"]
         assert all(0 <= r[w] <= 1 for r in result["layers"] for w in ("trained", "control"))
         assert (run / "probes" / f"{task}.png").stat().st_size > 0
-    assert "| layer1.backward |" in capsys.readouterr().out
+    assert "| block1 | 16 |" in capsys.readouterr().out
     assert nlpdl_main(["probe", str(run), "--task", "syntax", *small]) == 2
 
 
@@ -154,12 +162,13 @@ def test_attention_rows_sum_to_one_and_padding_receives_none():
         assert float(jnp.abs(jnp.where(keys_Bx1x1xT, 0.0, weights_BxHxTxT)).max()) == 0.0
 
 
-@pytest.mark.parametrize("experiment", ["mr_transformer:tiny", "ptb_transformer_small:tiny"])
-def test_attention_command_draws_each_head_over_the_sentences_tokens(experiment, data_dir, tmp_path):
-    run = tmp_path / "run"
-    corpus = SMALL_CORPUS if experiment.startswith("ptb") else []
-    assert nlpdl_main(["train", experiment, *corpus, "--workdir", str(run), "--data-dir", str(data_dir),
-                       "--no-progress"]) == 0
+@pytest.mark.parametrize("kind", ["classifier", "lm"])
+def test_attention_command_draws_each_head_over_the_sentences_tokens(kind, data_dir, transformer_run, tmp_path):
+    run = transformer_run
+    if kind == "lm":
+        run = tmp_path / "lm"
+        assert nlpdl_main(["train", "ptb_transformer_small:tiny", *SMALL_CORPUS, "--workdir", str(run),
+                           "--data-dir", str(data_dir), "--no-progress"]) == 0
     sentence = "the movie is not bad"
     opened = open_run(run, data_dir)
     from nlpdl.analysis.attention import attention_weights
@@ -168,7 +177,7 @@ def test_attention_command_draws_each_head_over_the_sentences_tokens(experiment,
     assert len(weights) == opened.cfg.model.num_layers
     assert len(tokens) == weights[0].shape[-1] == weights[0].shape[-2]
     np.testing.assert_allclose(np.stack(weights).sum(-1), 1.0, rtol=1e-5)
-    if experiment.startswith("ptb"):  # causal: no query sees a later key
+    if kind == "lm":  # causal: no query sees a later key
         assert np.all(np.triu(np.stack(weights), k=1) == 0)
     out = tmp_path / "attention.png"
     assert nlpdl_main(["attention", str(run), sentence, "--out", str(out), "--data-dir", str(data_dir)]) == 0

@@ -39,21 +39,27 @@ class ProbeBudget:
     seed: int = 0
 
 
-def extract_layers(run: OpenedRun, params, batch: dict[str, np.ndarray], chunk: int = 256) -> dict[str, np.ndarray]:
-    """Every layer's representations of `batch`, `chunk` sentences per jitted call (one compilation)."""
-    names: list[str] = []
+class LayerExtractor:
+    """Every layer's representations of a batch of sentences, `chunk` sentences per call of one jitted function
+    (compiled once per run, whatever the parameters)."""
 
-    def representations(params, batch):
-        layers = layer_representations(nnx.merge(run.graphdef, params), batch)
-        names[:] = layers  # a dict returned from jit comes back with sorted keys: keep the model's order
-        return list(layers.values())
+    def __init__(self, run: OpenedRun, chunk: int = 256):
+        self.names: list[str] = []
+        self.chunk = chunk
 
-    forward = jax.jit(representations)
-    n = len(batch["lengths"])
-    padded = {k: np.concatenate([v, np.repeat(v[:1], -n % chunk, axis=0)]) for k, v in batch.items()}
-    parts = [jax.device_get(forward(params, {k: v[i:i + chunk] for k, v in padded.items()}))
-             for i in range(0, n + (-n % chunk), chunk)]
-    return {name: np.concatenate([p[i] for p in parts])[:n] for i, name in enumerate(names)}
+        def representations(params, batch):
+            layers = layer_representations(nnx.merge(run.graphdef, params), batch)
+            self.names[:] = layers  # a dict returned from jit comes back with sorted keys: keep the model's order
+            return list(layers.values())
+
+        self._forward = jax.jit(representations)
+
+    def __call__(self, params, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        n, chunk = len(batch["lengths"]), self.chunk
+        padded = {k: np.concatenate([v, np.repeat(v[:1], -n % chunk, axis=0)]) for k, v in batch.items()}
+        parts = [jax.device_get(self._forward(params, {k: v[i:i + chunk] for k, v in padded.items()}))
+                 for i in range(0, n + (-n % chunk), chunk)]
+        return {name: np.concatenate([p[i] for p in parts])[:n] for i, name in enumerate(self.names)}
 
 
 def as_examples(layers: dict[str, np.ndarray], batch: dict[str, np.ndarray], level: str,
@@ -124,10 +130,10 @@ def probe(run: OpenedRun, task: ProbeTask, data_dir: Path, budget: ProbeBudget =
             y = y[y >= 0]  # the valid positions, in the order as_examples flattens them
             rows[split] = np.sort(rng.permutation(len(y))[:budget.max_examples])
             labels[split] = y[rows[split]]
-    examples = {}
+    examples, extract = {}, LayerExtractor(run)
     for which, params in (("trained", run.params), ("control", run.initial_params())):
         for split, batch in batches.items():
-            layers = extract_layers(run, params, batch)
+            layers = extract(params, batch)
             examples[which, split] = as_examples(layers, batch, task.level, rows.get(split))
     names = list(examples["trained", "train"])
     if not names:
