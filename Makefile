@@ -27,7 +27,7 @@ test: venv
 # PyTorch only for the benchmarks: 2.13.0 is the CPU build this project measures against
 bench: venv
 	$(VENV)/bin/python -m pip install --quiet torch==2.13.0
-	$(VENV)/bin/python benchmarks/speed.py --memory
+	$(VENV)/bin/python benchmarks/speed.py
 	$(VENV)/bin/python benchmarks/word2vec_vs_gensim.py --repeats 3 --cpu-devices 2
 
 clean:
