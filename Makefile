@@ -21,8 +21,9 @@ $(VENV)/.installed: pyproject.toml
 run: venv
 	$(VENV)/bin/nlpdl train $(EXPERIMENT)
 
+# one worker per core (at most 8); a test file's tests stay on one worker
 test: venv
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n auto --maxprocesses 8 --dist loadfile
 
 # PyTorch only for the benchmarks: 2.13.0 is the CPU build this project measures against
 bench: venv

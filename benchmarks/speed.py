@@ -9,7 +9,8 @@ the same architecture, shapes, optimizer and clipping, fed the same batches. Eac
 one, then of the other; the table gives the median (min-max) tokens/s over all timed steps, the first step's
 time (compilation or warm-up), the ratio, and for the Transformers the model FLOPs utilisation against this
 machine's f32 matmul peak, measured in the same run (jnp 4096 x 4096). `--memory` also runs each side alone in
-a subprocess for a few steps and reports its peak resident memory (what the process holds, framework included).
+a subprocess for a few steps and reports its peak resident memory (what the process holds, framework included;
+the PyTorch probe also imports jax, for nlpdl's data pipeline that feeds it, but builds no JAX model).
 `make bench` runs this and benchmarks/word2vec_vs_gensim.py.
 """
 
@@ -111,29 +112,36 @@ class Side:
         return [n / t for n, t in zip(self.tokens, self.times)]
 
 
-def make_sides(name: str, data_dir: Path, torch_compile: bool) -> tuple[Side, Side, dict]:
-    import torch_peers
-
+def make_sides(name: str, data_dir: Path, torch_compile: bool,
+               build: tuple[str, ...] = ("nlpdl", "pytorch")) -> tuple[Side | None, Side | None, dict]:
+    """The two contenders of case `name`; a side not in `build` is None (its model is never made). Both read
+    batches from the experiment's own data pipeline."""
     case = CASES[name]
     cfg = C.apply_overrides(C.get(case.experiment), list(case.overrides))
     t = build_trainer(cfg, data_dir)
     vocab, classes = t.data.spec.vocab_size, t.data.spec.num_outputs
-    state = t.init_state()
+    ours = peer = None
+    if "nlpdl" in build:
+        state = t.init_state()
 
-    def nlpdl_step(batch):
-        nonlocal state
-        state, _ = t.step_fn(state, parallel.put_batch(batch, t.mesh))
-        jax.block_until_ready(state)
+        def nlpdl_step(batch):
+            nonlocal state
+            state, _ = t.step_fn(state, parallel.put_batch(batch, t.mesh))
+            jax.block_until_ready(state)
 
-    params = sum(x.size for x in jax.tree.leaves(state.params))
-    ours = Side("nlpdl", nlpdl_step, iter(t.data.train), params)
-    if case.peer == "lstm":
-        step, n = torch_peers.make_lstm_lm(cfg, vocab)
-    elif case.peer == "gpt":
-        step, n = torch_peers.make_gpt(cfg, vocab, compile=torch_compile)
-    else:
-        step, n = torch_peers.make_kim_cnn(cfg, vocab, classes)
-    peer = Side("pytorch" + (" (compiled)" if torch_compile else ""), lambda b: step(b).item(), iter(t.data.train), n)
+        params = sum(x.size for x in jax.tree.leaves(state.params))
+        ours = Side("nlpdl", nlpdl_step, iter(t.data.train), params)
+    if "pytorch" in build:
+        import torch_peers
+
+        if case.peer == "lstm":
+            step, n = torch_peers.make_lstm_lm(cfg, vocab)
+        elif case.peer == "gpt":
+            step, n = torch_peers.make_gpt(cfg, vocab, compile=torch_compile)
+        else:
+            step, n = torch_peers.make_kim_cnn(cfg, vocab, classes)
+        peer = Side("pytorch" + (" (compiled)" if torch_compile else ""), lambda b: step(b).item(),
+                    iter(t.data.train), n)
     info = {"what": case.what, "command": f"nlpdl train {case.experiment} {' '.join(case.overrides)}".strip(),
             "flops_per_token": gpt_flops_per_token(cfg, vocab) if case.peer == "gpt" else None}
     return ours, peer, info
@@ -166,8 +174,8 @@ def main() -> None:
     data_dir = resolve_data_dir(args.data_dir)
     names = [n.strip() for n in args.cases.split(",") if n.strip()]
     if args.only:  # a memory probe: one side alone
-        ours, peer, _ = make_sides(names[0], data_dir, args.torch_compile)
-        (ours if args.only == "nlpdl" else peer).run(args.steps)
+        ours, peer, _ = make_sides(names[0], data_dir, args.torch_compile, build=(args.only,))
+        (ours or peer).run(args.steps)
         print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
         return
     import torch

@@ -9,7 +9,8 @@ from nlpdl.models.rnn_lm import RNNLMConfig
 from nlpdl.models.transformer_lm import TransformerLMConfig
 
 TINY_DATA = dict(batch_size=4, eval_batch_size=128, bptt=8)
-TINY_TRAIN = TrainConfig(steps=20, eval_every=10, log_every=5, best_metric="perplexity", best_mode="min")
+TINY_TRAIN = TrainConfig(steps=20, eval_every=10, eval_batches=4, log_every=5, best_metric="perplexity",
+                         best_mode="min")
 
 
 def _lm(name: str, description: str, variant: str, *, data: DataConfig, model, optim: OptimConfig,

@@ -90,6 +90,7 @@ class TrainConfig:
     epochs: int = _nonneg(0)  # exactly one of epochs / steps is set
     steps: int = _nonneg(0)
     eval_every: int = _nonneg(0)  # 0: once per epoch
+    eval_batches: int = _nonneg(0)  # evaluate on the first N batches of each split (smoke runs); 0: all of it
     log_every: int = _positive(50)
     checkpoint_every: int = _nonneg(0)  # 0: at every evaluation
     max_to_keep: int = _positive(3)

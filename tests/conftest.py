@@ -3,12 +3,17 @@
 import os
 from pathlib import Path
 
-import jax
-import pytest
+REPO = Path(__file__).resolve().parents[1]
+# Tests compile the same tiny programs many times over (a run, then its resume, in the test process and in the
+# processes it starts): they share one persistent compilation cache, set here before jax reads its config.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".jax_cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
-REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("NLPDL_DATA_DIR") or REPO.parent / "shared" / "data")
 
 

@@ -3,6 +3,7 @@
 
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from conftest import checkpoint_state
+from conftest import DATA, checkpoint_state
 
 from nlpdl import config as C
 from nlpdl.train.checkpoint import DamagedCheckpointWarning
@@ -46,11 +47,22 @@ def _garble_iterator(step_dir: Path) -> None:
             f.write_text("\x00garbage")
 
 
+DAMAGE_CFG = ["train.steps=20", "train.checkpoint_every=5", "model.dropout=0.2"]
+
+
+@pytest.fixture(scope="module")
+def finished_xor_run(tmp_path_factory) -> Path:
+    """One finished tiny run: the reference each damage is compared with, and (copied) the run to damage."""
+    run = tmp_path_factory.mktemp("xor") / "reference"
+    train(C.apply_overrides(C.get("xor:tiny"), DAMAGE_CFG), run, DATA, progress=False)
+    return run
+
+
 @pytest.mark.parametrize("damage", [_truncate_arrays, _garble_metadata, _garble_iterator])
-def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(data_dir, tmp_path, damage):
-    cfg = C.apply_overrides(C.get("xor:tiny"), ["train.steps=20", "train.checkpoint_every=5", "model.dropout=0.2"])
-    train(cfg, tmp_path / "reference", data_dir, progress=False)
-    train(cfg, tmp_path / "damaged", data_dir, progress=False)
+def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(data_dir, tmp_path, damage, finished_xor_run):
+    cfg = C.apply_overrides(C.get("xor:tiny"), DAMAGE_CFG)
+    shutil.copytree(finished_xor_run, tmp_path / "reference")
+    shutil.copytree(finished_xor_run, tmp_path / "damaged")
     damage(tmp_path / "damaged" / "checkpoints" / "20")
     with pytest.warns(DamagedCheckpointWarning, match=r"checkpoints/20 is damaged.*damaged/checkpoint-20"):
         train(cfg, tmp_path / "damaged", data_dir, progress=False)

@@ -25,8 +25,8 @@ from flax import nnx
 from nlpdl import config as C
 from nlpdl.analysis.runs import OpenedRun, open_run
 from nlpdl.files import atomic_write_text
-from nlpdl.models.rnn_classifier import final_hidden
 from nlpdl.models.rnn_lm import RecurrentLM
+from nlpdl.nn.recurrent import hidden_of
 from nlpdl.train.step import layer_grad_norms
 
 
@@ -53,7 +53,7 @@ def hidden_state_gradients(params, inputs_BxT: jax.Array, targets_B: jax.Array, 
             return (params, tuple(_add_to_hidden(c, d) for c, d in zip(carry, deltas_LxBxH))), None
 
         (_, last), _ = jax.lax.scan(step, (params, carry), (inputs_BxT.T, deltas_TxLxBxH))
-        logits_BxV = nnx.merge(graphdef, params).logits(final_hidden(last[-1])[:, None])[:, 0]
+        logits_BxV = nnx.merge(graphdef, params).logits(hidden_of(last[-1])[:, None])[:, 0]
         # summed over rows, so each row's gradient is its own loss's
         return optax.softmax_cross_entropy_with_integer_labels(logits_BxV, targets_B).sum()
 

@@ -21,6 +21,7 @@ from flax import nnx
 
 from nlpdl.config import ConfigError, ModelConfig
 from nlpdl.models import DataSpec, register_model
+from nlpdl.nn.dropout import Dropout
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class KimCNN(nnx.Module):
         channels = 2 if self.tuned is not None else 1
         self.convs = nnx.List([nnx.Conv(channels * cfg.embed_dim, cfg.maps, kernel_size=(w,), padding="VALID",
                                         rngs=rngs) for w in cfg.widths])
-        self.dropout = nnx.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.out = nnx.Linear(cfg.maps * len(cfg.widths), spec.num_outputs, rngs=rngs)
         self.widths = cfg.widths
         self.frozen = cfg.embeddings in ("static", "multichannel")

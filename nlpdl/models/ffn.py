@@ -12,6 +12,7 @@ from flax import nnx
 from nlpdl.config import ModelConfig
 from nlpdl.models import DataSpec, register_model
 from nlpdl.nn.activations import get_activation
+from nlpdl.nn.dropout import Dropout
 
 INITS = {
     "default": nnx.initializers.lecun_normal(),
@@ -57,7 +58,7 @@ class FeedForwardClassifier(nnx.Module):
         self.hidden = nnx.List(layers)
         self.out = nnx.Linear(width, spec.num_outputs, kernel_init=init, rngs=rngs)
         self.act = get_activation(cfg.activation)
-        self.dropout = nnx.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.remat = cfg.remat
 
     def __call__(self, batch: dict, *, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:

@@ -12,6 +12,7 @@ from flax import nnx
 
 from nlpdl.config import ModelConfig
 from nlpdl.models import DataSpec, register_model
+from nlpdl.nn.dropout import Dropout
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class FeedForwardLM(nnx.Module):
         self.hidden = nnx.Linear(width, cfg.hidden, rngs=rngs)
         self.out = nnx.Linear(cfg.hidden, spec.vocab_size, rngs=rngs)
         self.direct = nnx.Linear(width, spec.vocab_size, use_bias=False, rngs=rngs) if cfg.direct else None
-        self.dropout = nnx.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
 
     def initial_carry(self, batch_size: int) -> jax.Array:
         return jnp.zeros((batch_size, self.context), jnp.int32)  # the <pad> id stands for "before the text"

@@ -19,7 +19,8 @@ from nlpdl.config import ModelConfig
 from nlpdl.models import DataSpec, register_model
 from nlpdl.models.cnn import token_mask
 from nlpdl.models.ffn import masked_mean
-from nlpdl.models.rnn_lm import CELLS
+from nlpdl.nn.dropout import Dropout
+from nlpdl.nn.recurrent import Bidirectional, Recurrent, hidden_of
 
 
 @dataclass(frozen=True)
@@ -34,21 +35,16 @@ class RNNClassifierConfig(ModelConfig):
     dropout: float = 0.5
 
 
-def final_hidden(carry) -> jax.Array:
-    """The hidden state h of a cell's carry (an LSTM carries (c, h))."""
-    return carry[1] if isinstance(carry, tuple) else carry
-
-
 class RecurrentClassifier(nnx.Module):
     def __init__(self, cfg: RNNClassifierConfig, spec: DataSpec, rngs: nnx.Rngs):
         self.embed = nnx.Embed(spec.vocab_size, cfg.embed_dim, rngs=rngs)
         layers, width = [], cfg.embed_dim
         for _ in range(cfg.num_layers):
-            make = lambda: nnx.RNN(CELLS[cfg.cell](width, cfg.hidden, rngs=rngs), rngs=False)  # noqa: E731
-            layers.append(nnx.Bidirectional(make(), make(), rngs=False) if cfg.bidirectional else make())
+            make = lambda: Recurrent(cfg.cell, width, cfg.hidden, rngs=rngs)  # noqa: E731
+            layers.append(Bidirectional(make(), make()) if cfg.bidirectional else make())
             width = cfg.hidden * (2 if cfg.bidirectional else 1)
         self.layers = nnx.List(layers)
-        self.dropout = nnx.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.out = nnx.Linear(width, spec.num_outputs, rngs=rngs)
         self.pooling, self.bidirectional = cfg.pooling, cfg.bidirectional
         self.cell, self.hidden = cfg.cell, cfg.hidden
@@ -57,15 +53,12 @@ class RecurrentClassifier(nnx.Module):
         """The embeddings, then each layer's outputs B x L x H(x2), and the top layer's final state."""
         lengths_B = batch["lengths"]
         x = self.dropout(self.embed(batch["tokens"]), deterministic=not train, rngs=rngs)
-        h_BxH = jnp.zeros((x.shape[0], self.hidden), x.dtype)
-        zeros = (h_BxH, h_BxH) if self.cell == "lstm" else h_BxH
         outputs, carry = [x], None
         for layer in self.layers:
-            carry, x = layer(x, initial_carry=(zeros, zeros) if self.bidirectional else zeros,
-                             seq_lengths=lengths_B, return_carry=True)
+            carry, x = layer(x, seq_lengths=lengths_B)
             outputs.append(x)
-        final = (jnp.concatenate([final_hidden(carry[0]), final_hidden(carry[1])], axis=-1)
-                 if self.bidirectional else final_hidden(carry))
+        final = (jnp.concatenate([hidden_of(carry[0]), hidden_of(carry[1])], axis=-1)
+                 if self.bidirectional else hidden_of(carry))
         return outputs, final
 
     def __call__(self, batch: dict, *, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:

@@ -12,8 +12,8 @@ from flax import nnx
 
 from nlpdl.config import ModelConfig
 from nlpdl.models import DataSpec, register_model
-
-CELLS = {"rnn": nnx.SimpleCell, "lstm": nnx.LSTMCell, "gru": nnx.GRUCell}
+from nlpdl.nn.dropout import Dropout
+from nlpdl.nn.recurrent import Recurrent
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,7 @@ class RecurrentLM(nnx.Module):
                                **({"embedding_init": init["kernel_init"]} if init else {}))
         layers, width = [], cfg.embed_dim
         for _ in range(cfg.num_layers):
-            layers.append(nnx.RNN(CELLS[cfg.cell](width, cfg.hidden, rngs=rngs, **init), return_carry=True,
-                                  rngs=False))
+            layers.append(Recurrent(cfg.cell, width, cfg.hidden, rngs=rngs, **init))
             width = cfg.hidden
         self.layers = nnx.List(layers)
         self.tied = cfg.tie_embeddings
@@ -55,12 +54,11 @@ class RecurrentLM(nnx.Module):
         else:
             self.out = nnx.Linear(width, spec.vocab_size, rngs=rngs,
                                   **({"kernel_init": init["kernel_init"]} if init else {}))
-        self.dropout = nnx.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.cell, self.hidden = cfg.cell, cfg.hidden
 
     def initial_carry(self, batch_size: int) -> tuple[Any, ...]:
-        h_BxH = jnp.zeros((batch_size, self.hidden), jnp.float32)
-        return tuple((h_BxH, h_BxH) if self.cell == "lstm" else h_BxH for _ in self.layers)
+        return tuple(layer.initial_carry(batch_size) for layer in self.layers)
 
     def hidden_states(self, inputs_BxT: jax.Array, carry: tuple[Any, ...], *, train: bool = False,
                       rngs: nnx.Rngs | None = None) -> tuple[list[jax.Array], tuple[Any, ...]]:
@@ -68,7 +66,7 @@ class RecurrentLM(nnx.Module):
         x = self.dropout(self.embed(inputs_BxT), deterministic=not train, rngs=rngs)
         outputs, new_carry = [x], []
         for layer, layer_carry in zip(self.layers, carry):
-            layer_carry, x = layer(x, initial_carry=layer_carry)
+            layer_carry, x = layer(x, layer_carry)
             x = self.dropout(x, deterministic=not train, rngs=rngs)
             outputs.append(x)
             new_carry.append(layer_carry)

@@ -16,6 +16,7 @@ from nlpdl.models import DataSpec, register_model
 from nlpdl.models.cnn import token_mask
 from nlpdl.models.ffn import masked_mean
 from nlpdl.models.transformer_lm import Block, sinusoidal_positions
+from nlpdl.nn.dropout import Dropout
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class TransformerClassifier(nnx.Module):
         self.cls = nnx.Param(init(rngs.params(), (1, 1, cfg.d_model))) if cfg.pooling == "cls" else None
         self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.num_layers)])
         self.ln_out = nnx.LayerNorm(cfg.d_model, rngs=rngs)
-        self.dropout = nnx.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.out = nnx.Linear(cfg.d_model, spec.num_outputs, rngs=rngs)
         self.d_model = cfg.d_model
 

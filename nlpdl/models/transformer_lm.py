@@ -17,6 +17,7 @@ from flax import nnx, struct
 
 from nlpdl.config import ConfigError, ModelConfig
 from nlpdl.models import DataSpec, register_model
+from nlpdl.nn.dropout import Dropout
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class Block(nnx.Module):
         self.ln_mlp = nnx.LayerNorm(d, rngs=rngs)
         self.up = nnx.Linear(d, cfg.d_ff, kernel_init=init, rngs=rngs)
         self.down = nnx.Linear(cfg.d_ff, d, kernel_init=out_init, rngs=rngs)
-        self.dropout = nnx.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.num_heads = cfg.num_heads
 
     def __call__(self, x_BxTxD, mask_TxS, kv=None, *, train=False, rngs=None):
@@ -104,7 +105,7 @@ class TransformerLM(nnx.Module):
         self.ln_out = nnx.LayerNorm(cfg.d_model, rngs=rngs)
         self.out = None if cfg.tie_embeddings else nnx.Linear(cfg.d_model, spec.vocab_size, kernel_init=init,
                                                                rngs=rngs)
-        self.dropout = nnx.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.cfg = cfg
 
     def init_cache(self, batch_size: int, length: int) -> KVCache:

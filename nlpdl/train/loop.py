@@ -5,6 +5,7 @@ Resume order: the work dir's latest complete checkpoint, else a fresh start from
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -96,8 +97,10 @@ class Trainer:
         return create_state(self.make_model, self.tx, self.cfg.train.seed, self.mesh, self.data.batch_size)
 
     def evaluate(self, params, split: str) -> dict[str, float]:
-        return evaluate(self.eval_fn, params, self.eval_carry, self.data.evals[split](), self.mesh,
-                        self.task.summarize)
+        batches = self.data.evals[split]()
+        if self.cfg.train.eval_batches:
+            batches = itertools.islice(batches, self.cfg.train.eval_batches)
+        return evaluate(self.eval_fn, params, self.eval_carry, batches, self.mesh, self.task.summarize)
 
 
 def build_trainer(cfg: C.ExperimentConfig, data_dir: Path) -> Trainer:

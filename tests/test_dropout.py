@@ -1,0 +1,43 @@
+"""Dropout from 16-bit draws: the keep rate and scale it promises, and nnx.Dropout's interface."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from nlpdl.nn.dropout import LEVELS, Dropout, keep_mask, keep_threshold
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5, 0.65])
+def test_units_are_kept_at_the_promised_rate_and_the_mean_is_unchanged(rate):
+    x = jnp.ones((64, 33, 101))  # odd last axis: the two halves of the last word are cut
+    y = Dropout(rate)(x, deterministic=False, rngs=nnx.Rngs(dropout=0))
+    kept = np.asarray(y != 0)
+    keep = keep_threshold(rate) / LEVELS
+    assert abs(keep - (1 - rate)) <= 0.5 / LEVELS
+    n = kept.size
+    assert abs(kept.mean() - keep) < 4 * np.sqrt(keep * (1 - keep) / n)  # 4 standard errors
+    np.testing.assert_allclose(np.asarray(y)[kept], 1.0 / keep, rtol=1e-6)
+    assert abs(float(y.mean()) - 1.0) < 4 * np.sqrt((1 - keep) / keep / n)
+
+
+def test_the_two_draws_of_a_word_are_independent_units():
+    # neighbours along the last axis come from the two halves of one 32-bit word: as often kept together as
+    # independent units would be
+    mask = np.asarray(keep_mask(jax.random.key(3), (4096, 64), 0.5))
+    both = (mask[:, 0::2] & mask[:, 1::2]).mean()
+    assert abs(both - 0.25) < 4 * np.sqrt(0.25 * 0.75 / mask[:, 0::2].size)
+
+
+def test_evaluation_passes_through_and_a_key_gives_one_mask():
+    x = jax.random.normal(jax.random.PRNGKey(0), (5, 7))
+    layer = Dropout(0.3)
+    np.testing.assert_array_equal(layer(x, deterministic=True), x)
+    a = layer(x, deterministic=False, rngs=nnx.Rngs(dropout=1))
+    b = layer(x, deterministic=False, rngs=nnx.Rngs(dropout=1))
+    c = layer(x, deterministic=False, rngs=nnx.Rngs(dropout=2))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    np.testing.assert_array_equal(Dropout(1.0)(x, deterministic=False, rngs=nnx.Rngs(dropout=0)), 0.0)
+    assert Dropout(0.5)(jnp.ones(()), deterministic=False, rngs=nnx.Rngs(dropout=0)).shape == ()
