@@ -10,13 +10,14 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import checkpoint_state
 
 from nlpdl import config as C
 from nlpdl import parallel
-from nlpdl.train.checkpoint import CheckpointError
+from nlpdl.train.checkpoint import CheckpointError, check_shapes
 from nlpdl.train.loop import NonFiniteLoss, build_trainer, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,6 +165,15 @@ def test_sigkilled_run_resumes_bitwise_equal(data_dir, tmp_path):
         assert np.array_equal(a, b)
     assert (killed / "metrics.jsonl").read_text() == (reference / "metrics.jsonl").read_text()
     assert json.loads((killed / "results.json").read_text()) == json.loads((reference / "results.json").read_text())
+
+
+def test_best_parameters_of_another_model_are_refused_naming_what_each_side_lacks(data_dir, tmp_path):
+    train(C.apply_overrides(C.get("xor:tiny"), ["train.steps=10"]), tmp_path, data_dir, progress=False)
+    step_dir = next(p for p in (tmp_path / "best").iterdir() if p.name.isdigit())
+    renamed = {"layers": {0: {"input_kernel": jax.ShapeDtypeStruct((2, 8), jnp.float32)}}}
+    with pytest.raises(CheckpointError, match=r"best/10 does not match this config: it has no "
+                                              r"layers/0/input_kernel and holds \S+, which this model lacks"):
+        check_shapes(renamed, step_dir, item="params")
 
 
 def test_checkpoint_of_another_shape_is_refused_naming_path_and_shapes(data_dir, tmp_path):

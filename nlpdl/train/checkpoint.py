@@ -49,13 +49,14 @@ def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
     return {_leaf_name(path): tuple(leaf.shape) for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
-def _saved_shapes(step_dir: Path) -> dict[str, tuple[int, ...]] | None:
-    """Shapes recorded in a saved state, or None where orbax cannot read its metadata."""
+def _saved_shapes(step_dir: Path, item: str) -> dict[str, tuple[int, ...]] | None:
+    """Shapes recorded in a saved item ("state", or "params" of a best checkpoint), or None where orbax cannot
+    read its metadata."""
     absl_log = logging.getLogger("absl")
     level = absl_log.level
     absl_log.setLevel(logging.ERROR)  # orbax warns that the per-item metadata file it does not need is absent
     try:
-        metadata = ocp.StandardCheckpointer().metadata(step_dir.absolute() / "state").item_metadata
+        metadata = ocp.StandardCheckpointer().metadata(step_dir.absolute() / item).item_metadata
     finally:
         absl_log.setLevel(level)
     if metadata is None:
@@ -63,9 +64,10 @@ def _saved_shapes(step_dir: Path) -> dict[str, tuple[int, ...]] | None:
     return _shapes(metadata.tree if hasattr(metadata, "tree") else metadata)
 
 
-def check_shapes(abstract_state: Any, step_dir: Path) -> None:
-    """Fails naming the first tree path whose saved shape differs from the one the config gives."""
-    saved, wanted = _saved_shapes(step_dir), _shapes(abstract_state)
+def check_shapes(abstract_state: Any, step_dir: Path, item: str = "state") -> None:
+    """Fails naming the first tree path whose saved shape differs from the one the config gives, or that one
+    of them lacks."""
+    saved, wanted = _saved_shapes(step_dir, item), _shapes(abstract_state)
     if saved is None:  # the restore itself will then fail or succeed on its own terms
         return
     for name in sorted(set(saved) & set(wanted)):
@@ -73,10 +75,12 @@ def check_shapes(abstract_state: Any, step_dir: Path) -> None:
             raise CheckpointError(
                 f"checkpoint {step_dir} does not match this config: at {name} it holds shape {saved[name]}, the "
                 f"config gives {wanted[name]}. Train into a new --workdir, or use the config it was made with.")
-    missing = sorted(set(wanted) - set(saved))
+    missing, extra = sorted(set(wanted) - set(saved)), sorted(set(saved) - set(wanted))
     if missing:
-        raise CheckpointError(f"checkpoint {step_dir} does not match this config: it has no {missing[0]}. Train "
-                              f"into a new --workdir, or use the config it was made with.")
+        holds = (f" and holds {extra[0]}, which this model lacks (a checkpoint of another model, or of an older "
+                 f"nlpdl that named its layers' parameters differently)" if extra else "")
+        raise CheckpointError(f"checkpoint {step_dir} does not match this config: it has no {missing[0]}{holds}. "
+                              f"Train into a new --workdir, or use the config (and nlpdl version) it was made with.")
 
 
 class Checkpointer:
@@ -150,6 +154,7 @@ class Checkpointer:
         if step is None:
             raise CheckpointError(f"{self.dir.parent} has no best checkpoint yet: train the run until its first "
                                   f"evaluation (nlpdl train ... --workdir {self.dir.parent}).")
+        check_shapes(abstract_params, self.best.directory / str(step), item="params")
         out = self.best.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract_params),
                                                                 meta=ocp.args.JsonRestore()))
         return out.params, dict(out.meta)
