@@ -21,9 +21,9 @@ $(VENV)/.installed: pyproject.toml
 run: venv
 	$(VENV)/bin/nlpdl train $(EXPERIMENT)
 
-# one worker per core (at most 8); a test file's tests stay on one worker
+# one worker per core (at most 8); tests go to whichever worker is free, except those of an xdist_group
 test: venv
-	$(VENV)/bin/python -m pytest -q -n auto --maxprocesses 8 --dist loadfile
+	$(VENV)/bin/python -m pytest -q -n auto --maxprocesses 8 --dist loadgroup
 
 # PyTorch only for the benchmarks: 2.13.0 is the CPU build this project measures against
 bench: venv

@@ -24,6 +24,9 @@ from nlpdl.models.rnn_lm import RNNLMConfig
 from nlpdl.models.transformer_classifier import TransformerClassifierConfig
 from nlpdl.models.transformer_lm import TransformerLMConfig
 
+# pytest-xdist: its tests share one tiny trained run: one worker builds it
+pytestmark = pytest.mark.xdist_group("analysis")
+
 SPEC = DataSpec(num_outputs=3, vocab_size=40, seq_len=10)
 SMALL_CORPUS = ["data.dataset=botchan", "data.tokenizer=chars"]  # a language model's tiny run in seconds
 LAYERS = {  # config, expected (name, per-token width or None for one vector per sentence)

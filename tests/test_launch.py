@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# pytest-xdist: its scripts use fixed coordinator ports: one worker runs them all
+pytestmark = pytest.mark.xdist_group("launch")
+
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch"
 LOCAL = LAUNCH / "local_multiprocess.sh"

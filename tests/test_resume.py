@@ -19,6 +19,9 @@ from nlpdl import config as C
 from nlpdl.train.checkpoint import DamagedCheckpointWarning
 from nlpdl.train.loop import train
 
+# pytest-xdist: its damage tests share one finished run: one worker builds it
+pytestmark = pytest.mark.xdist_group("resume")
+
 
 def _checkpoint(workdir: Path, step: int):
     return checkpoint_state(workdir, step)[1]
