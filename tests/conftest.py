@@ -45,3 +45,14 @@ def checkpoint_state(workdir: Path, step: int | None = None) -> tuple[int, dict]
     state = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))).state
     mgr.close()
     return step, state
+
+
+# Longest files first. `make test` hands each pytest-xdist worker one file at a time, in collection order: a long
+# file collected last would run alone at the end while the other workers sit idle.
+LONGEST_FIRST = ("test_classifiers.py", "test_language_models.py", "test_distributed.py", "test_analysis.py",
+                 "test_resume.py", "test_cli.py", "test_train.py", "test_sampling.py", "test_sweeps.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file keeps its tests' order
