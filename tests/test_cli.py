@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+from conftest import xla_flags
 
 
 def nlpdl(*args, cwd, env_extra=None, timeout=300):
@@ -55,7 +56,7 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
 def test_train_on_eight_fake_devices_end_to_end_and_rerun_resumes(data_dir, tmp_path):
     args = ("train", "mr_ffn:tiny", "data.batch_size=32", "data.eval_batch_size=256", "--workdir", "run",
             "--data-dir", str(data_dir), "--no-progress")
-    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    env = {"XLA_FLAGS": xla_flags("--xla_force_host_platform_device_count=8"), "JAX_PLATFORMS": "cpu"}
     out = nlpdl(*args, cwd=tmp_path, env_extra=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "mr_ffn: test accuracy" in out.stdout
@@ -69,7 +70,7 @@ def test_train_on_eight_fake_devices_end_to_end_and_rerun_resumes(data_dir, tmp_
 
 def test_batch_that_does_not_divide_over_devices_is_refused(data_dir, tmp_path):
     out = nlpdl("train", "mr_ffn:tiny", "--data-dir", str(data_dir), cwd=tmp_path,
-                env_extra={"XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"})
+                env_extra={"XLA_FLAGS": xla_flags("--xla_force_host_platform_device_count=8"), "JAX_PLATFORMS": "cpu"})
     assert out.returncode == 2 and "data.batch_size=50 does not divide over 8 devices" in out.stderr
     assert not (tmp_path / "runs").exists()
 

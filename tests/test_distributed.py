@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import checkpoint_state
+from conftest import checkpoint_state, xla_flags
 
 from nlpdl import config as C
 from nlpdl import parallel
@@ -55,7 +55,7 @@ def test_two_processes_train_like_one(data_dir, tmp_path):
     args = ["train", "mr_ffn:tiny", *TINY, "--data-dir", str(data_dir), "--no-progress"]
     port = _free_port()
     procs = [_cli([*args, "--workdir", "multi", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
-                   "--process-id", str(i)], {"XLA_FLAGS": ""}, tmp_path) for i in range(2)]
+                   "--process-id", str(i)], {"XLA_FLAGS": xla_flags()}, tmp_path) for i in range(2)]
     try:
         outs = [p.communicate(timeout=240) for p in procs]
     finally:
@@ -98,7 +98,7 @@ def test_remat_gives_the_same_step(data_dir):
 
 
 def _run_with_devices(n, args, cwd):
-    proc = _cli(args, {"XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"}, cwd)
+    proc = _cli(args, {"XLA_FLAGS": xla_flags(f"--xla_force_host_platform_device_count={n}")}, cwd)
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err[-3000:]
     return out
@@ -125,7 +125,7 @@ for mp in (1, 2):
 jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), *out)
 print("OK")
 """
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags("--xla_force_host_platform_device_count=8")}
     res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240)
     assert res.returncode == 0 and "OK" in res.stdout, res.stderr[-3000:]
 

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import checkpoint_state
+from conftest import checkpoint_state, xla_flags
 
 from nlpdl import config as C
 from nlpdl import parallel
@@ -87,7 +87,7 @@ def test_eight_devices_equal_one_device(data_dir, tmp_path):
         assert abs(l1 - l8) < 1e-4 and abs(e1["loss"] - e8["loss"]) < 1e-5 and e1["accuracy"] == e8["accuracy"]
         print("OK")
     """)
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "XLA_FLAGS": xla_flags("--xla_force_host_platform_device_count=8"), "JAX_PLATFORMS": "cpu"}
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
 

@@ -9,6 +9,7 @@ import sys
 import jax
 import numpy as np
 import pytest
+from conftest import xla_flags
 
 from nlpdl.embeddings import word2vec as w2v
 from nlpdl.embeddings.evaluation import nearest
@@ -136,7 +137,7 @@ for t in range(2):
     assert not np.allclose(halves[0][t], params[t]) and not np.allclose(halves[1][t], params[t])
 print("OK", len(two[0].sharding.device_set))
 """
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags("--xla_force_host_platform_device_count=2")}
     res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240)
     assert res.returncode == 0 and "OK 2" in res.stdout, res.stderr[-3000:]
 
@@ -164,7 +165,7 @@ def test_shared_negatives_window_step_equals_the_pair_step_on_its_pairs():
 
 def test_cpu_devices_flag_trains_word2vec_on_that_many_devices(data_dir, tmp_path):
     run = tmp_path / "w2v"
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags()}
     res = subprocess.run([sys.executable, "-m", "nlpdl.cli", "--cpu-devices", "2", "word2vec", "corpus=botchan", "dim=8",
                           "epochs=1", "min_count=3", "--workdir", str(run), "--data-dir", str(data_dir)],
                          env=env, capture_output=True, text=True, timeout=240)

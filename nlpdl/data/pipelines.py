@@ -13,6 +13,12 @@ import grain
 import numpy as np
 
 
+# Batches are gathered from arrays in memory: two threads a few batches ahead keep up with any step here. grain's
+# default (16 threads filling a 500-batch buffer) takes the cores and the GIL from the steps it feeds: it made a
+# 60-step XOR run 2x slower.
+READ_OPTIONS = grain.ReadOptions(num_threads=2, prefetch_buffer_size=8)
+
+
 def pad_token_ids(sequences: Sequence[np.ndarray], max_len: int, pad_id: int = 0) -> dict[str, np.ndarray]:
     """Truncates/pads each id sequence to `max_len`: tokens [N, L] and lengths [N] (at least 1)."""
     tokens_NxL = np.full((len(sequences), max_len), pad_id, dtype=np.int32)
@@ -46,7 +52,7 @@ def train_batches(arrays: dict[str, np.ndarray], batch_size: int, seed: int, pro
     arrays, rows = with_weights(arrays), local_rows(batch_size, process_index, process_count)
     n = len(arrays["weights"])
     ds = grain.MapDataset.range(n).seed(seed).shuffle().repeat(None).batch(batch_size, drop_remainder=True)
-    return ds.map(lambda idx: _gather(arrays, np.asarray(idx)[rows])).to_iter_dataset()
+    return ds.map(lambda idx: _gather(arrays, np.asarray(idx)[rows])).to_iter_dataset(READ_OPTIONS)
 
 
 def eval_batches(arrays: dict[str, np.ndarray], batch_size: int, process_index: int = 0,
@@ -106,7 +112,7 @@ def lm_train_batches(ids: np.ndarray, batch_size: int, bptt: int, process_index:
                      process_count: int = 1) -> grain.IterDataset:
     """The epochs of BPTT windows, in order, endlessly."""
     source = LMBatches(ids, batch_size, bptt, process_index, process_count)
-    return grain.MapDataset.source(source).repeat(None).to_iter_dataset()
+    return grain.MapDataset.source(source).repeat(None).to_iter_dataset(READ_OPTIONS)
 
 
 def lm_eval_batches(ids: np.ndarray, batch_size: int, bptt: int, process_index: int = 0,
