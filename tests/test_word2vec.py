@@ -28,8 +28,17 @@ def test_noise_distribution_is_unigram_to_the_three_quarters_and_sampled_as_such
     counts = np.array([81, 16, 1])
     p = w2v.noise_distribution(counts)
     np.testing.assert_allclose(p, np.array([27, 8, 1]) / 36)
-    draws = w2v._negatives(jax.random.PRNGKey(0), np.cumsum(p).astype(np.float32), (200_000,))
+    draws = w2v._negatives(jax.random.PRNGKey(0), w2v.noise_table(p), (200_000,))
     np.testing.assert_allclose(np.bincount(np.asarray(draws), minlength=3) / 200_000, p, atol=0.005)
+
+
+def test_alias_table_gives_each_word_exactly_its_noise_probability():
+    counts = np.random.default_rng(0).zipf(1.5, 1000)
+    p = w2v.noise_distribution(counts)
+    keep, alias = w2v.noise_table(p)
+    # word i: its own bucket's kept share, plus the rejected share of every bucket that aliases it
+    implied = (keep + np.bincount(alias, weights=1.0 - keep, minlength=len(p))) / len(p)
+    np.testing.assert_allclose(implied, p, rtol=1e-5, atol=1e-9)
 
 
 def test_examples_stay_in_their_sentence_and_within_the_reduced_window():
@@ -125,11 +134,11 @@ params = (jnp.asarray(rng.normal(size=(V, D)), jnp.float32) * 0.1, jnp.asarray(r
 batches = {"centre": rng.integers(0, V - 1, (S, 2 * B)).astype(np.int32),
            "context": rng.integers(0, V - 1, (S, 2 * B)).astype(np.int32), "weight": np.ones((S, 2 * B), np.float32)}
 lrs, key = jnp.full((S,), 0.5), jax.random.PRNGKey(0)
-cdf = jnp.asarray(np.r_[np.zeros(V - 1), 1.0], jnp.float32)  # every negative is the last word: keys do not matter
+noise = w2v.noise_table(np.r_[np.zeros(V - 1), 1.0])  # every negative is the last word: keys do not matter
 copy = lambda p: tuple(jnp.array(x, copy=True) for x in p)
-two, _ = w2v.make_train_chunk(w2v.local_mesh(2), "skipgram", 2)(copy(params), (batches,), (lrs,), key, cdf)
+two, _ = w2v.make_train_chunk(w2v.local_mesh(2), "skipgram", 2)(copy(params), (batches,), (lrs,), key, noise)
 one = w2v.make_train_chunk(w2v.local_mesh(1), "skipgram", 2)
-halves = [one(copy(params), ({k: v[:, h * B:(h + 1) * B] for k, v in batches.items()},), (lrs,), key, cdf)[0]
+halves = [one(copy(params), ({k: v[:, h * B:(h + 1) * B] for k, v in batches.items()},), (lrs,), key, noise)[0]
           for h in (0, 1)]
 for t in range(2):
     expected = params[t] + (halves[0][t] - params[t]) + (halves[1][t] - params[t])
@@ -153,10 +162,10 @@ def test_shared_negatives_window_step_equals_the_pair_step_on_its_pairs():
     windows = {"centre": centre, "context": context, "weight": np.array([1, 1, 0], np.float32)}  # 3rd is padding
     rows, cols = np.nonzero((context >= 0) & (windows["weight"][:, None] > 0))
     pairs = {"centre": context[rows, cols], "context": centre[rows], "weight": np.ones(len(rows), np.float32)}
-    cdf = jax.numpy.asarray(np.r_[np.zeros(V - 1), 1.0], jax.numpy.float32)  # every noise word is word V-1
+    noise = w2v.noise_table(np.r_[np.zeros(V - 1), 1.0])  # every noise word is word V-1
     key = jax.random.PRNGKey(0)
-    (a0, a1), loss_w = w2v.skipgram_window_step(params, windows, 0.1, key, cdf, K)
-    (b0, b1), loss_p = w2v.skipgram_step(params, pairs, 0.1, key, cdf, K)
+    (a0, a1), loss_w = w2v.skipgram_window_step(params, windows, 0.1, key, noise, K)
+    (b0, b1), loss_p = w2v.skipgram_step(params, pairs, 0.1, key, noise, K)
     np.testing.assert_allclose(a0, b0, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(a1, b1, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(loss_w, loss_p, rtol=1e-5)
