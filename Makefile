@@ -30,7 +30,7 @@ test: venv
 bench: venv
 	$(VENV)/bin/python -m pip install --quiet torch==2.13.0
 	$(VENV)/bin/python benchmarks/speed.py
-	$(VENV)/bin/python benchmarks/word2vec_vs_gensim.py --repeats 3 --cpu-devices 2 --steps-per-call 256
+	$(VENV)/bin/python benchmarks/word2vec_vs_gensim.py --repeats 3 --cpu-devices 2
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -3,8 +3,10 @@ settings (dim 100, window 5, negative 5, min count 5, 5 epochs, sample 1e-3; gen
 interleaved A B A B ... in one process: words/s, wall time, analogy accuracy and WS-353 Spearman.
 
     python benchmarks/word2vec_vs_gensim.py --repeats 3 [--model skipgram|cbow] [--cpu-devices 2]
-        [--batch 128 --steps-per-call 2048]
-        [--shared-negatives-batch 64 --shared-negatives-steps 1024] [--out benchmarks/word2vec.md]
+        [--batch 256 --steps-per-call 256] [--pairs-batch 1024] [--out benchmarks/word2vec.md]
+
+nlpdl runs twice: with its defaults (skip-gram: shared negatives) and, for skip-gram, with word2vec's per-pair
+negatives (`shared_negatives=false`, `--pairs-batch` pairs a mini-batch; 0 skips it).
 
 words/s = corpus words (every token of the sentences, as gensim counts them) x epochs / training wall time, for
 both. nlpdl trains on `--cpu-devices` CPU devices (default: one per core, as gensim's 2 workers use both cores
@@ -30,7 +32,7 @@ from nlpdl.embeddings.vectors import Vectors
 from nlpdl.embeddings.word2vec import Word2VecConfig, train_word2vec
 
 
-SHARED = "nlpdl, shared negatives"
+PAIRS = "nlpdl, per-pair negatives"
 
 
 def run_gensim(sentences, cfg: Word2VecConfig, seed: int):
@@ -60,10 +62,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=Word2VecConfig.batch_size, help="examples per mini-batch")
     parser.add_argument("--steps-per-call", type=int, default=Word2VecConfig.steps_per_call,
                         help="mini-batches per jitted call; the devices merge their updates once per call")
-    parser.add_argument("--shared-negatives-batch", type=int, default=256,
-                        help="also run skip-gram with shared negatives, this many windows a batch (0: skip it)")
-    parser.add_argument("--shared-negatives-steps", type=int, default=0,
-                        help="its mini-batches per call (default: --steps-per-call)")
+    parser.add_argument("--pairs-batch", type=int, default=1024,
+                        help="also run skip-gram with per-pair negatives, this many pairs a batch (0: skip it)")
     parser.add_argument("--out", default="benchmarks/word2vec.md")
     args = parser.parse_args()
     jax.config.update("jax_num_cpu_devices", args.cpu_devices)
@@ -72,9 +72,8 @@ def main() -> None:
     cfg = Word2VecConfig(model=args.model, dim=100, window=5, negative=5, min_count=5, epochs=5, sample=1e-3,
                          batch_size=args.batch, steps_per_call=args.steps_per_call)
     contenders = {"gensim": (run_gensim, cfg), "nlpdl": (run_nlpdl, cfg)}
-    if args.model == "skipgram" and args.shared_negatives_batch:
-        contenders[SHARED] = (run_nlpdl, replace(cfg, shared_negatives=True, batch_size=args.shared_negatives_batch,
-                                                 steps_per_call=args.shared_negatives_steps or cfg.steps_per_call))
+    if args.model == "skipgram" and args.pairs_batch:
+        contenders[PAIRS] = (run_nlpdl, replace(cfg, shared_negatives=False, batch_size=args.pairs_batch))
     corpus_words = sum(map(len, sentences)) * cfg.epochs
     rows: dict[str, list[dict]] = {name: [] for name in contenders}
     for r in range(args.repeats):
@@ -94,8 +93,7 @@ def main() -> None:
              f"Machine: {platform.processor() or platform.machine()}, `{platform.platform()}`; "
              f"command: `python benchmarks/word2vec_vs_gensim.py --repeats {args.repeats} --model {args.model} "
              f"--cpu-devices {args.cpu_devices} --batch {args.batch} --steps-per-call {args.steps_per_call} "
-             f"--shared-negatives-batch {args.shared_negatives_batch} "
-             f"--shared-negatives-steps {args.shared_negatives_steps or args.steps_per_call}`; "
+             f"--pairs-batch {args.pairs_batch}`; "
              f"runs interleaved gensim, nlpdl, gensim, ...; median (min–max) of {args.repeats}.", "",
              "| | words/s | wall s | analogy total | WS-353 Spearman |", "|---|---|---|---|---|"]
     for name in rows:

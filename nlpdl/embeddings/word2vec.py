@@ -42,9 +42,12 @@ class Word2VecConfig:
     alpha: float = 0.025  # learning rate, decaying linearly to min_alpha over all epochs
     min_alpha: float = 1e-4
     ns_exponent: float = 0.75
-    shared_negatives: bool = False  # skip-gram: a centre's context words share its negatives (BlazingText)
-    batch_size: int = 1024  # examples per update
-    steps_per_call: int = 64  # updates per jitted call (fewer host round trips); devices merge once per call
+    # skip-gram: a centre's context words share its `negative` noise words (BlazingText): each pair's loss is
+    # word2vec's, 2.1x the words/s of drawing negatives per pair, at gensim's quality (benchmarks/word2vec.md);
+    # false: word2vec's own per-pair draws
+    shared_negatives: bool = True
+    batch_size: int = 256  # examples (windows; pairs without shared negatives) per update
+    steps_per_call: int = 256  # updates per jitted call (fewer host round trips); devices merge once per call
     devices: int = 0  # local devices that train side by side (0: all); on CPU, cores become devices with
     # `nlpdl --cpu-devices N` (or XLA_FLAGS=--xla_force_host_platform_device_count=N)
     seed: int = 0
