@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nlpdl import config as C
-from nlpdl import parallel
+from nlpdl import host_memory, parallel
 from nlpdl.data.sources import resolve_data_dir
 from nlpdl.train.loop import build_trainer
 
@@ -147,10 +147,10 @@ def make_sides(name: str, data_dir: Path, torch_compile: bool,
     return ours, peer, info
 
 
-def peak_rss_mb(name: str, side: str, steps: int, data_dir: Path, torch_compile: bool) -> float:
+def peak_rss_mb(name: str, side: str, steps: int, data_dir: Path, torch_compile: bool, malloc: str) -> float:
     """Peak resident memory of a process that runs only `side` of `name` for `steps` steps."""
     cmd = [sys.executable, __file__, "--only", side, "--cases", name, "--steps", str(steps), "--data-dir",
-           str(data_dir)] + (["--torch-compile"] if torch_compile else [])
+           str(data_dir), "--malloc", malloc] + (["--torch-compile"] if torch_compile else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
 
@@ -166,10 +166,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="steps of one side per round")
     parser.add_argument("--torch-compile", action="store_true", help="torch.compile the GPT peer")
     parser.add_argument("--memory", action="store_true", help="also each side's peak RSS, alone in a subprocess")
+    parser.add_argument("--malloc", choices=("kept", "default"), default="kept",
+                        help="kept: glibc malloc as `nlpdl` sets it (nlpdl/host_memory.py); default: glibc's own. "
+                        "It is process-wide, so both sides run under it")
     parser.add_argument("--only", choices=("nlpdl", "pytorch"), help=argparse.SUPPRESS)
     parser.add_argument("--data-dir")
     parser.add_argument("--out", default="benchmarks/RESULTS.md")
     args = parser.parse_args()
+    if args.malloc == "kept":
+        host_memory.keep_freed_memory()  # before JAX or PyTorch start their threads
     sys.path.insert(0, str(Path(__file__).parent))
     data_dir = resolve_data_dir(args.data_dir)
     names = [n.strip() for n in args.cases.split(",") if n.strip()]
@@ -198,7 +203,7 @@ def main() -> None:
                 entry["mfu"] = statistics.median(tps) * info["flops_per_token"] / (peak * 1e9)
             if args.memory:
                 entry["peak_rss_mb"] = peak_rss_mb(name, "nlpdl" if side is ours else "pytorch", 3, data_dir,
-                                                   args.torch_compile)
+                                                   args.torch_compile, args.malloc)
             row["sides"][side.name] = entry
         rows.append(row)
         print(f"{name}: nlpdl {row['sides']['nlpdl']['tokens_per_s']} tok/s, {peer.name} "
@@ -209,10 +214,13 @@ def main() -> None:
              f"`{platform.platform()}`; jax {jax.__version__}, torch {torch.__version__} "
              f"({torch.get_num_threads()} threads); f32 matmul peak measured in this run: {peak:.1f} GFLOP/s.", "",
              f"Command: `python benchmarks/speed.py --cases {','.join(names)} --rounds {args.rounds} --steps "
-             f"{args.steps}{' --torch-compile' if args.torch_compile else ''}{' --memory' if args.memory else ''}`. "
+             f"{args.steps}{' --torch-compile' if args.torch_compile else ''}{' --memory' if args.memory else ''}"
+             f"{' --malloc default' if args.malloc == 'default' else ''}`. "
              f"Each round runs {args.steps} steps of nlpdl then {args.steps} of PyTorch on the same batches' shapes; "
              "tokens/s is the median (min–max) over the timed steps (the first step of each side is its "
-             "compilation / warm-up, shown apart).", "",
+             "compilation / warm-up, shown apart). glibc malloc: "
+             + ("kept (as `nlpdl` sets it: freed memory stays in the process), for both sides." if args.malloc == "kept"
+                else "glibc's defaults, for both sides.") + "", "",
              "| case | side | tokens/s | first step s | params | MFU | peak RSS MB |", "|---|---|---|---|---|---|---|"]
     for row in rows:
         for side, e in row["sides"].items():

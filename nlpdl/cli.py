@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nlpdl import host_memory
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nlpdl", description="Deep learning for NLP in JAX.")
@@ -112,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    host_memory.keep_freed_memory()  # before JAX starts its threads
     if args.cpu_devices:
         import jax
 
