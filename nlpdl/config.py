@@ -50,6 +50,9 @@ class DataConfig:
     valid_fraction: float = field(default=0.1, metadata={"min": 0.0, "max": 0.5})
     seed: int = 0  # split and shuffle order; independent of the model seed
     phrases: bool = True  # SST: also train on every labelled phrase of the training trees (Kim 2014)
+    # sentence datasets: "none" splits the files' text on whitespace; "kim" first cleans it as Kim's (2014) code did
+    # (nlpdl/data/tokenizers.py: kim_clean)
+    clean: Literal["none", "kim"] = "none"
     bptt: int = _positive(35)  # language models: tokens per truncated-BPTT window
     tokenizer: Literal["words", "chars", "sentencepiece"] = "words"  # language models: what a token is
     spm_vocab_size: int = _positive(1000)  # sentencepiece, trained on the train split

@@ -32,7 +32,7 @@ def predict_run(workdir: Path, sentences: list[str], data_dir: Path) -> list[dic
     vocab = WordVocab.load(workdir / "vocab.json")
     _, t, params = restore_run(workdir, data_dir)
     model = nnx.merge(split_model(t.make_model), params)
-    outputs = model(encode_sentences(sentences, vocab, cfg.data.max_len))
+    outputs = model(encode_sentences(sentences, vocab, cfg.data))
     probs = np.asarray(jax.device_get(get_loss(cfg.task.loss).probabilities(outputs)))
     names = class_names(cfg.data.dataset, probs.shape[1])
     return [dict(zip(names, map(float, row))) for row in probs]

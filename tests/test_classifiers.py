@@ -206,3 +206,17 @@ def test_cnn_static_nonstatic_multichannel_start_from_the_vectors_and_train_as_n
     assert embeddings == {"static": (False, None), "nonstatic": (True, None), "multichannel": (False, True)}
     with pytest.raises(C.ConfigError, match="needs model.vectors"):
         build_trainer(C.apply_overrides(C.get("sst2_cnn_static:tiny"), ["model.vectors="]), data_dir)
+
+
+def test_kim_cleaning_is_used_in_training_and_prediction_alike(data_dir):
+    trec = C.apply_overrides(C.get("trec_cnn:tiny"), ["data.clean=kim", "data.max_vocab=0"])
+    data = classification.load_data(trec, data_dir)
+    words = set(data.spec.vocab)
+    assert {"What", "How", "?"} <= words and not any("." in w or ":" in w for w in words)  # TREC keeps case
+    vocab = classification.WordVocab(data.spec.vocab)
+    batch = classification.encode_sentences(["What's the Full form of .com ?"], vocab, trec.data)
+    expected = list(vocab.encode(["What", "'s", "the", "Full", "form", "of", "com", "?"]))
+    assert list(np.asarray(batch["tokens"][0, :8])) == expected and int(batch["lengths"][0]) == 8
+    mr = C.apply_overrides(C.get("mr_cnn:tiny"), ["data.clean=kim", "data.max_vocab=0"])
+    mr_words = set(classification.load_data(mr, data_dir).spec.vocab[2:])
+    assert {"'s", "n't"} <= mr_words and all(w == w.lower() for w in mr_words)

@@ -10,7 +10,7 @@ import pytest
 import sentencepiece as spm
 
 from nlpdl.data.sources import DataError, read_ptb
-from nlpdl.data.tokenizers import SentencePieceTokenizer, WordVocab, tokenize_words, train_sentencepiece
+from nlpdl.data.tokenizers import SentencePieceTokenizer, WordVocab, kim_clean, tokenize_words, train_sentencepiece
 
 from conftest import DATA
 
@@ -134,3 +134,20 @@ def test_sentencepiece_wrong_special_ids(corpus, tmp_path):
     tok = train_sentencepiece(corpus, tmp_path, vocab_size=500)
     with pytest.raises(DataError, match="special ids"):
         len(SentencePieceTokenizer(tok.model_path, pad_id=-1))
+
+
+def test_kim_clean_applies_his_rules():
+    text = "it's a gorgeous, witty (seductive) movie -- isn't it? \"yes\" we'd say 2:1"
+    assert kim_clean(text) == ["it", "'s", "a", "gorgeous", ",", "witty", "(", "seductive", ")", "movie", "is", "n't",
+                               "it", "?", "yes", "we", "'d", "say", "2", "1"]
+    assert kim_clean("What is the Full form of .com ?", lower=False) == ["What", "is", "the", "Full", "form", "of",
+                                                                         "com", "?"]
+    # his SST cleaning only drops characters and lower-cases
+    assert kim_clean("It's witty, -- Really !", clitics=False) == ["it's", "witty,", "really", "!"]
+
+
+def test_kim_clean_gives_kims_mr_vocabulary(data_dir):
+    from nlpdl.data.sources import read_polarity
+
+    sentences, _ = read_polarity(data_dir, "mr")
+    assert len({w for s in sentences for w in kim_clean(s)}) == 18_765  # Kim (2014), Table 1: |V| of MR

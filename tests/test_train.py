@@ -118,6 +118,20 @@ def test_different_config_is_refused_unless_allowed(data_dir, tmp_path):
     assert _final_state(tmp_path)[0] == 40
 
 
+def test_a_run_saved_before_a_config_key_existed_resumes_with_its_default(data_dir, tmp_path):
+    cfg = C.apply_overrides(C.get("xor:tiny"), ["train.steps=20"])
+    train(cfg, tmp_path, data_dir, progress=False)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["data"]["clean"]  # as nlpdl wrote it before data.clean existed
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(C.ConfigError, match=r"data.clean: 'none' -> 'kim'"):
+        train(C.apply_overrides(cfg, ["data.clean=kim"]), tmp_path, data_dir, progress=False)
+    train(cfg, tmp_path, data_dir, progress=False)  # the same run: no --allow-config-change needed
+    assert _final_state(tmp_path)[0] == 20
+    assert json.loads((tmp_path / "config.1.json").read_text()) == saved  # the old file is kept as it was
+    assert json.loads((tmp_path / "config.json").read_text()) == C.to_dict(cfg)
+
+
 def test_foreign_nonempty_dir_is_refused(data_dir, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(C.ConfigError, match="holds no nlpdl run"):

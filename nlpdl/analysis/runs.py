@@ -13,7 +13,8 @@ from flax import nnx
 
 from nlpdl import config as C
 from nlpdl.data.pipelines import pad_token_ids
-from nlpdl.data.tokenizers import WordVocab, tokenize_words
+from nlpdl.data.tokenizers import WordVocab
+from nlpdl.tasks.classification import sentence_tokenizer
 from nlpdl.tasks.language_modeling import text_codec
 from nlpdl.train.loop import Trainer, restore_run
 from nlpdl.train.state import split_model
@@ -60,7 +61,8 @@ def open_run(workdir: Path, data_dir: Path) -> OpenedRun:
             raise C.ConfigError(f"{workdir} did not train on text (it has no vocab.json): this needs a run of a "
                                 "sentence classifier or a language model.")
         vocab = WordVocab.load(workdir / "vocab.json")
-        encode = lambda text: vocab.encode(tokenize_words(text))  # noqa: E731
+        tokenize = sentence_tokenizer(cfg.data)
+        encode = lambda text: vocab.encode(tokenize(text))  # noqa: E731
         token_text = lambda i: vocab.tokens[i]  # noqa: E731
         max_len = cfg.data.max_len
     return OpenedRun(path=workdir, cfg=cfg, trainer=t, graphdef=split_model(t.make_model), params=params,

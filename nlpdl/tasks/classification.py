@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Callable
 
@@ -9,11 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nlpdl.config import ExperimentConfig
+from nlpdl.config import DataConfig, ExperimentConfig
 from nlpdl.data import pipelines
 from nlpdl.data.sources import (TREC_CLASSES, DataError, kfold_split, read_polarity, read_sst, read_sst_phrases,
                                 read_trec)
-from nlpdl.data.tokenizers import WordVocab, tokenize_words
+from nlpdl.data.tokenizers import WordVocab, kim_clean, tokenize_words
 from nlpdl.fundamentals.xor import XOR_INPUTS, XOR_LABELS
 from nlpdl.models import DataSpec
 from nlpdl.nn.losses import get_loss
@@ -75,13 +76,22 @@ def _trec_texts(cfg: ExperimentConfig, data_dir: Path) -> tuple[Texts, int]:
             "test": read_trec(data_dir, "test")}, len(TREC_CLASSES)
 
 
+def sentence_tokenizer(data: DataConfig) -> Callable[[str], list[str]]:
+    """How `data` turns a sentence into words: the files' own tokens, or Kim's cleaning (with his SST and TREC
+    variants)."""
+    if data.clean == "none":
+        return tokenize_words
+    return functools.partial(kim_clean, clitics=data.dataset not in ("sst2", "sst5"), lower=data.dataset != "trec")
+
+
 def _sentence_splits(read: Callable[[ExperimentConfig, Path], tuple[Texts, int]]):
     """Reads a dataset's texts, builds the vocabulary from its train split and pads every split."""
 
     def splits(cfg: ExperimentConfig, data_dir: Path) -> tuple[dict[str, Split], int, dict]:
         d = cfg.data
         texts, num_classes = read(cfg, data_dir)
-        tokens = {name: [tokenize_words(s) for s in sentences] for name, (sentences, _) in texts.items()}
+        tokenize = sentence_tokenizer(d)
+        tokens = {name: [tokenize(s) for s in sentences] for name, (sentences, _) in texts.items()}
         vocab = WordVocab.build(tokens["train"], min_count=d.min_count, max_size=d.max_vocab)
         out = {}
         for name, (_, labels) in texts.items():
@@ -105,9 +115,10 @@ def read_texts(cfg: ExperimentConfig, data_dir: Path) -> tuple[Texts, int]:
     return TEXT_READERS[cfg.data.dataset](cfg, data_dir)
 
 
-def encode_sentences(sentences: list[str], vocab: WordVocab, max_len: int) -> dict[str, np.ndarray]:
+def encode_sentences(sentences: list[str], vocab: WordVocab, data: DataConfig) -> dict[str, np.ndarray]:
     """Sentences as a padded batch, tokenised exactly as training did (for prediction)."""
-    arrays = pipelines.pad_token_ids([vocab.encode(tokenize_words(s)) for s in sentences], max_len, vocab.pad_id)
+    tokenize = sentence_tokenizer(data)
+    arrays = pipelines.pad_token_ids([vocab.encode(tokenize(s)) for s in sentences], data.max_len, vocab.pad_id)
     return {k: jnp.asarray(v) for k, v in arrays.items()}
 
 

@@ -25,6 +25,15 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix[:-1]}: {old!r} -> {new!r}"]
 
 
+def _with_defaults(saved: dict) -> dict:
+    """A saved config with the keys it predates at their defaults (a key added later leaves runs saved before it
+    unchanged by defaulting to their behaviour); as saved when this nlpdl cannot read it."""
+    try:
+        return C.to_dict(C.from_dict(C.ExperimentConfig, saved))
+    except (C.ConfigError, ValueError, TypeError, KeyError):
+        return saved
+
+
 class RunDir:
     """`writer`: whether this process writes (in a multi-process run only process 0 does; the others read)."""
 
@@ -50,7 +59,7 @@ class RunDir:
     def check_config(self, cfg: C.ExperimentConfig, allow_config_change: bool = False) -> None:
         """Refuses a dir that holds another config (unless allowed) or files that are not an nlpdl run."""
         if self.config_path.exists():
-            diff = _differences(json.loads(self.config_path.read_text()), C.to_dict(cfg))
+            diff = _differences(_with_defaults(json.loads(self.config_path.read_text())), C.to_dict(cfg))
             if diff and not allow_config_change:
                 raise C.ConfigError(
                     f"work dir {self.path} holds a run with a different config ({'; '.join(diff[:5])}). "
