@@ -99,6 +99,9 @@ class TrainConfig:
     max_to_keep: int = _positive(3)
     best_metric: str = "accuracy"  # scored on the valid split
     best_mode: Literal["max", "min"] = "max"
+    # a valid score equal to the best keeps the earlier parameters ("first") or takes the later ones ("last": Kim's
+    # code, which keeps the test score of the last epoch whose dev accuracy is >= the best)
+    best_ties: Literal["first", "last"] = "first"
     seed: int = 0
     num_devices: int = _nonneg(0)  # 0: all devices
     model_parallel: int = _positive(1)  # size of the mesh's `model` axis (large weights split over it)

@@ -18,7 +18,7 @@ from conftest import checkpoint_state, xla_flags
 from nlpdl import config as C
 from nlpdl import parallel
 from nlpdl.train.checkpoint import CheckpointError, check_shapes
-from nlpdl.train.loop import NonFiniteLoss, build_trainer, train
+from nlpdl.train.loop import NonFiniteLoss, build_trainer, improves, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -130,6 +130,14 @@ def test_a_run_saved_before_a_config_key_existed_resumes_with_its_default(data_d
     assert _final_state(tmp_path)[0] == 20
     assert json.loads((tmp_path / "config.1.json").read_text()) == saved  # the old file is kept as it was
     assert json.loads((tmp_path / "config.json").read_text()) == C.to_dict(cfg)
+
+
+def test_best_on_valid_replaces_on_a_better_score_and_on_a_tie_only_when_told():
+    assert improves(0.7, None, "max", "first") and improves(0.7, float("nan"), "max", "first")
+    assert improves(0.8, 0.7, "max", "first") and not improves(0.6, 0.7, "max", "last")
+    assert improves(2.0, 3.0, "min", "first") and not improves(4.0, 3.0, "min", "last")
+    assert not improves(0.7, 0.7, "max", "first") and improves(0.7, 0.7, "max", "last")
+    assert not improves(float("nan"), 0.7, "max", "last")
 
 
 def test_foreign_nonempty_dir_is_refused(data_dir, tmp_path):

@@ -217,6 +217,15 @@ def _open_run(t: Trainer, run: RunDir, allow_config_change: bool,
     return ckpt, start, state, meta
 
 
+def improves(value: float, best: float | None, mode: str, ties: str) -> bool:
+    """Whether a valid score replaces the best so far: better in `mode`, or equal with `ties="last"`."""
+    if best is None or math.isnan(best):
+        return True
+    if value == best:
+        return ties == "last"
+    return value > best if mode == "max" else value < best
+
+
 def _evaluate_and_track(t: Trainer, run: RunDir, ckpt: Checkpointer, state: TrainState, step: int, meta: dict,
                         bar: tqdm) -> dict:
     """Scores the valid split; saves the parameters when they beat the best so far."""
@@ -228,8 +237,7 @@ def _evaluate_and_track(t: Trainer, run: RunDir, ckpt: Checkpointer, state: Trai
     value = scores[cfg.train.best_metric]
     if run.writer:
         bar.write(f"step {step}: valid " + " ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-    best = meta["best"]
-    if best is None or math.isnan(best) or (value > best if cfg.train.best_mode == "max" else value < best):
+    if improves(value, meta["best"], cfg.train.best_mode, cfg.train.best_ties):
         meta = {"best": value, "best_step": step}
         ckpt.save_best(step, state.params, {"step": step, "valid": scores})
     return meta
