@@ -43,6 +43,7 @@ def test_large_buffers_are_reused_instead_of_faulted_in_again():
     kept, faults_kept = page_faults_per_call("1")
     default, faults_default = page_faults_per_call("0")
     assert kept and not default
-    pages = 96 * 2 ** 20 / 4096
-    assert faults_default > 0.5 * pages  # glibc's default: a fresh mmap, every page touched anew
-    assert faults_kept < 0.05 * pages
+    # glibc's default: a fresh mmap each call, every page of it (4 KiB, or 2 MiB with transparent huge pages)
+    # touched anew
+    assert faults_default >= 40
+    assert faults_kept <= faults_default / 20
