@@ -3,7 +3,7 @@
 XLA's CPU runtime allocates each execution's temporaries as one block (76 MB for Kim's CNN on MR, more for a
 Transformer) from a worker thread. glibc serves a block that large from a thread's arena with a fresh `mmap` and
 returns it with `munmap` when the step ends, so every step touches every page of it for the first time: 17k to
-240k page faults a step here, 12-30% of a training step's wall time (more on VMs, where a fault costs more).
+243k page faults a step here, 9-25% of a training step's wall time (a fault costs more on a VM).
 With one arena, no `mmap` for large blocks and no trimming, a freed block stays in the heap and the next step
 reuses it. Results do not change: only where buffers live. The cost is that the process keeps its peak heap.
 
