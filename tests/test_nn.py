@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nlpdl.nn.activations import ACTIVATIONS, get_activation, leaky_relu, log_softmax, softmax
+from nlpdl.nn.tied_output import tied_logits
 from nlpdl.nn.losses import (
     LOSSES,
     binary_cross_entropy,
@@ -170,3 +171,24 @@ def test_unknown_loss_suggests_close_match():
     with pytest.raises(ValueError, match="Unknown loss") as err:
         get_loss("cross_entropi")
     assert "'cross_entropy'" in str(err.value)
+
+
+def test_cross_entropy_over_tokens_matches_gather_and_its_gradient_is_softmax_minus_one_hot():
+    logits_BxTxV = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 7)) * 3
+    labels_BxT = jnp.array([[0, 6, 3], [2, 2, 5]])
+    by_gather = -jnp.take_along_axis(jax.nn.log_softmax(logits_BxTxV), labels_BxT[..., None], axis=-1)[..., 0]
+    np.testing.assert_allclose(cross_entropy(logits_BxTxV, labels_BxT), by_gather, rtol=1e-6, atol=1e-6)
+    grad = jax.grad(lambda z: jnp.sum(cross_entropy(z, labels_BxT)))(logits_BxTxV)
+    np.testing.assert_allclose(grad, jax.nn.softmax(logits_BxTxV) - jax.nn.one_hot(labels_BxT, 7), atol=1e-6)
+
+
+def test_tied_logits_value_and_gradients_match_autodiff_of_the_plain_product():
+    kx, kt, kg = jax.random.split(jax.random.PRNGKey(1), 3)
+    x_BxTxD, table_VxD = jax.random.normal(kx, (2, 5, 4)), jax.random.normal(kt, (9, 4))
+    g_BxTxV = jax.random.normal(kg, (2, 5, 9))
+    ours, vjp_ours = jax.vjp(tied_logits, x_BxTxD, table_VxD)
+    plain, vjp_plain = jax.vjp(lambda x, t: x @ t.T, x_BxTxD, table_VxD)
+    np.testing.assert_allclose(ours, plain, rtol=1e-6)
+    for a, b in zip(vjp_ours(g_BxTxV), vjp_plain(g_BxTxV)):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

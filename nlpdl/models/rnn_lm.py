@@ -14,6 +14,7 @@ from nlpdl.config import ModelConfig
 from nlpdl.models import DataSpec, register_model
 from nlpdl.nn.dropout import Dropout
 from nlpdl.nn.recurrent import Recurrent
+from nlpdl.nn.tied_output import tied_logits
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ class RecurrentLM(nnx.Module):
 
     def logits(self, x_BxTxH: jax.Array) -> jax.Array:
         """The output layer: the top layer's states to next-token logits B x T x V."""
-        return self.embed.attend(x_BxTxH) + self.out_bias[None, None, :] if self.tied else self.out(x_BxTxH)
+        return (tied_logits(x_BxTxH, self.embed.embedding[...]) + self.out_bias[None, None, :] if self.tied
+                else self.out(x_BxTxH))
 
 
 @register_model(RNNLMConfig)

@@ -18,6 +18,7 @@ from flax import nnx, struct
 from nlpdl.config import ConfigError, ModelConfig
 from nlpdl.models import DataSpec, register_model
 from nlpdl.nn.dropout import Dropout
+from nlpdl.nn.tied_output import tied_logits
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ class TransformerLM(nnx.Module):
         block's attention weights B x H x T x S."""
         outputs, attention, new_cache = self.decode(inputs_BxT, cache, train=train, rngs=rngs)
         x = outputs[-1]
-        logits_BxTxV = self.embed.attend(x) if self.out is None else self.out(x)
+        logits_BxTxV = tied_logits(x, self.embed.embedding[...]) if self.out is None else self.out(x)
         return (logits_BxTxV, new_cache, attention) if return_attention else (logits_BxTxV, new_cache)
 
 

@@ -47,10 +47,15 @@ def softmax(x: jax.Array) -> jax.Array:
     return e / jnp.sum(e, axis=-1, keepdims=True)
 
 
+def log_sum_exp(x: jax.Array) -> jax.Array:
+    """log sum exp(x) over the last axis (which it removes), shifted by the max so exp never overflows."""
+    max_x = jax.lax.stop_gradient(jnp.max(x, axis=-1, keepdims=True))
+    return jnp.log(jnp.sum(jnp.exp(x - max_x), axis=-1)) + max_x[..., 0]
+
+
 def log_softmax(x: jax.Array) -> jax.Array:
-    """log softmax over the last axis, via the max-shifted log-sum-exp."""
-    shifted = x - jax.lax.stop_gradient(jnp.max(x, axis=-1, keepdims=True))
-    return shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=-1, keepdims=True))
+    """log softmax over the last axis: x minus its log-sum-exp."""
+    return x - log_sum_exp(x)[..., None]
 
 
 def identity(x: jax.Array) -> jax.Array:

@@ -6,13 +6,18 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from nlpdl.nn.activations import log_softmax, unknown_name_error
+from nlpdl.nn.activations import log_sum_exp, unknown_name_error
 
 
 def cross_entropy(logits_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
-    """-log softmax(logits)[label] per example, for integer labels."""
-    logp_BxC = log_softmax(logits_BxC)
-    return -jnp.take_along_axis(logp_BxC, labels_B[:, None].astype(jnp.int32), axis=-1)[:, 0]
+    """-log softmax(logits)[label] per example, for integer labels; any leading shape ([B] or [B, T] labels).
+
+    The label's logit is picked with a mask, not a gather: the gradient, softmax minus one-hot, is then one
+    elementwise pass over the logits, where a gather's gradient scatters into a zeroed buffer as large as the
+    logits (B x T x V: 82 MB a step for a 10k-word GPT batch of 2,048 tokens)."""
+    class_BxC = jax.lax.broadcasted_iota(labels_B.dtype, logits_BxC.shape, logits_BxC.ndim - 1)
+    is_label_BxC = class_BxC == labels_B[..., None]
+    return log_sum_exp(logits_BxC) - jnp.sum(jnp.where(is_label_BxC, logits_BxC, 0.0), axis=-1)
 
 
 def binary_cross_entropy(logits_B: jax.Array, labels_B: jax.Array) -> jax.Array:

@@ -23,6 +23,7 @@ from nlpdl.data.sources import (DataError, read_botchan_split, read_ptb, read_ti
 from nlpdl.data.tokenizers import SentencePieceTokenizer, WordVocab, train_sentencepiece
 from nlpdl.files import atomic_write_bytes
 from nlpdl.models import DataSpec
+from nlpdl.nn.losses import cross_entropy
 from nlpdl.tasks import TaskData
 
 SPLITS = ("train", "valid", "test")
@@ -109,8 +110,7 @@ def make_loss_fn(cfg: ExperimentConfig):
         carry = jax.tree.map(lambda c: jnp.where(resets_B.reshape(-1, *[1] * (c.ndim - 1)), jnp.zeros_like(c), c),
                              carry)
         logits_BxTxV, carry = model(batch["inputs"], carry, train=train, rngs=rngs)
-        logp_BxTxV = jax.nn.log_softmax(logits_BxTxV.astype(jnp.float32))
-        nll_BxT = -jnp.take_along_axis(logp_BxTxV, batch["targets"][..., None], axis=-1)[..., 0]
+        nll_BxT = cross_entropy(logits_BxTxV.astype(jnp.float32), batch["targets"])
         weights_BxT = batch["weights"]
         count = jnp.sum(weights_BxT)
         sums = {"loss_sum": jnp.sum(nll_BxT * weights_BxT), "count": count, "tokens": count,
