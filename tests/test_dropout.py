@@ -1,4 +1,5 @@
-"""Dropout from 16-bit draws: the keep rate and scale it promises, and nnx.Dropout's interface."""
+"""Dropout from 16-bit draws of a keyed hash: the keep rate and scale it promises, masks that behave as
+independent draws, and nnx.Dropout's interface."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from nlpdl.nn.dropout import LEVELS, Dropout, keep_mask, keep_threshold
+from nlpdl.nn.dropout import LEVELS, Dropout, keep_mask, keep_threshold, random_words
 
 
 @pytest.mark.parametrize("rate", [0.1, 0.5, 0.65])
@@ -41,3 +42,24 @@ def test_evaluation_passes_through_and_a_key_gives_one_mask():
     assert not np.array_equal(a, c)
     np.testing.assert_array_equal(Dropout(1.0)(x, deterministic=False, rngs=nnx.Rngs(dropout=0)), 0.0)
     assert Dropout(0.5)(jnp.ones(()), deterministic=False, rngs=nnx.Rngs(dropout=0)).shape == ()
+
+
+def test_masks_under_different_keys_are_independent_and_every_unit_is_kept_at_the_rate():
+    keys = jax.random.split(jax.random.key(7), 400)
+    masks = np.asarray(jax.vmap(lambda k: keep_mask(k, (8, 50), 0.5))(keys)).reshape(400, -1)
+    # each unit over 400 keys: kept about half the time (a unit always kept or dropped would be far out)
+    per_unit = masks.mean(axis=0)
+    assert np.all(np.abs(per_unit - 0.5) < 5 * np.sqrt(0.25 / 400))
+    # two keys' masks agree as often as independent coin flips do, also when one is shifted against the other
+    flat = masks.astype(np.int8)
+    for shift in (0, 1, 2, 17):
+        agree = (flat[:-1, shift:] == flat[1:, :flat.shape[1] - shift]).mean()
+        assert abs(agree - 0.5) < 5 * np.sqrt(0.25 / flat[:-1, shift:].size)
+
+
+def test_random_words_are_uniform_over_their_bits():
+    words = np.asarray(random_words(jax.random.key(11), (256, 1024)))
+    bits = (words[..., None] >> np.arange(32, dtype=np.uint32)) & 1
+    ones = bits.reshape(-1, 32).mean(axis=0)
+    assert np.all(np.abs(ones - 0.5) < 5 * np.sqrt(0.25 / words.size))
+    assert len(np.unique(words)) > 0.99 * words.size

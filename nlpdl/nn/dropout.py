@@ -1,10 +1,17 @@
 """Inverted dropout with cheaper masks.
 
 Same interface and semantics as `nnx.Dropout` (a unit is kept with probability 1 - rate and scaled by
-1 / (1 - rate); the key comes from `rngs.dropout()`), but each unit's keep/drop draw uses 16 random bits, two
-units per 32-bit word of the generator, so a mask costs half the threefry evaluations, which dominate dropout
-on a CPU. The keep probability is therefore rounded to a multiple of 2^-16 (at most 7.6e-6 away from
-1 - rate), and the scale uses that exact probability, so the expected output still equals the input.
+1 / (1 - rate); the key comes from `rngs.dropout()`), with two changes that make masks cheap on a CPU, where
+generating them dominated dropout:
+- each unit's keep/drop draw uses 16 random bits, two units per 32-bit word, so the keep probability is
+  rounded to a multiple of 2^-16 (at most 7.6e-6 away from 1 - rate); the scale uses that exact probability,
+  so the expected output still equals the input;
+- the words are a keyed hash of each word's position (a counter-based generator, as threefry is, with a
+  cheaper mixing function): two 32-bit seeds are drawn from the key with threefry, and word i is
+  mix(mix(i ^ seed0) + seed1), mix being Wellons' low-bias 32-bit integer hash ("lowbias32": two multiplies and
+  three xor-shifts, a bijection). Threefry's 20 rounds for every word cost 9x as much here
+  (benchmarks/RESULTS.md). Dropout needs independent-looking bits, not cryptographic ones; tests check the
+  rate, pairs of units and masks under different keys.
 """
 
 from __future__ import annotations
@@ -21,11 +28,31 @@ def keep_threshold(rate: float) -> int:
     return min(max(round((1.0 - rate) * LEVELS), 1), LEVELS - 1)
 
 
+def _mix32(x_u32: jax.Array) -> jax.Array:
+    x_u32 = x_u32 ^ (x_u32 >> 16)
+    x_u32 = x_u32 * jnp.uint32(0x21F0AAAD)
+    x_u32 = x_u32 ^ (x_u32 >> 15)
+    x_u32 = x_u32 * jnp.uint32(0x735A2D97)
+    return x_u32 ^ (x_u32 >> 15)
+
+
+def random_words(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """uint32 words of `shape`, a keyed hash of each word's row-major position. Elementwise in the position,
+    so a sharded array's words are computed where they live, the same under any sharding."""
+    seed0_u32, seed1_u32 = jax.random.bits(key, (2,), jnp.uint32)
+    position_u32 = jnp.zeros(shape, jnp.uint32)
+    stride = 1
+    for axis in reversed(range(len(shape))):
+        position_u32 = position_u32 + jax.lax.broadcasted_iota(jnp.uint32, shape, axis) * jnp.uint32(stride)
+        stride = stride * shape[axis] % (1 << 32)
+    return _mix32(_mix32(position_u32 ^ seed0_u32) + seed1_u32)
+
+
 def keep_mask(key: jax.Array, shape: tuple[int, ...], rate: float) -> jax.Array:
     """A boolean mask of `shape`, True with probability keep_threshold(rate) / 2^16, from 16-bit draws. The
     draws are laid out along the last axis only, so the leading (batch) axes shard like the activations."""
     *lead, last = shape
-    words = jax.random.bits(key, (*lead, (last + 1) // 2), jnp.uint32)
+    words = random_words(key, (*lead, (last + 1) // 2))
     draws = jax.lax.bitcast_convert_type(words, jnp.uint16).reshape(*lead, -1)[..., :last]
     return draws < jnp.uint16(keep_threshold(rate))
 
