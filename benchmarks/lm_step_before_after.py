@@ -1,0 +1,94 @@
+"""nlpdl's language-model step before and after the changes of 2026-12-02, side by side in one process.
+
+    python benchmarks/lm_step_before_after.py EXPERIMENT [overrides ...] [--rounds 6 --steps 3] [--after-first]
+
+"before" rebuilds the step with the earlier functions patched in: the gather cross-entropy, the tied output layer
+left to autodiff, and dropout masks from threefry for every 32-bit word. "after" is the code as it is. Both
+trainers are built and compiled first; then each round runs `--steps` steps of one, then of the other (the order
+flips with --after-first, to see the order's own effect). Prints the median step time of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
+from nlpdl import host_memory
+
+host_memory.keep_freed_memory()
+
+import experiments  # noqa: E402,F401
+import nlpdl.models.rnn_lm as rnn_lm  # noqa: E402
+import nlpdl.models.transformer_lm as transformer_lm  # noqa: E402
+import nlpdl.nn.dropout as dropout  # noqa: E402
+import nlpdl.tasks.language_modeling as language_modeling  # noqa: E402
+from nlpdl import config as C, parallel  # noqa: E402
+from nlpdl.data.sources import resolve_data_dir  # noqa: E402
+from nlpdl.train.loop import build_trainer  # noqa: E402
+
+
+def gather_cross_entropy(logits, labels):
+    return -jnp.take_along_axis(jax.nn.log_softmax(logits), labels[..., None], axis=-1)[..., 0]
+
+
+def autodiff_tied_logits(x, table):
+    return x @ table.T
+
+
+def threefry_keep_mask(key, shape, rate):
+    *lead, last = shape
+    words = jax.random.bits(key, (*lead, (last + 1) // 2), jnp.uint32)
+    draws = jax.lax.bitcast_convert_type(words, jnp.uint16).reshape(*lead, -1)[..., :last]
+    return draws < jnp.uint16(dropout.keep_threshold(rate))
+
+
+AFTER = (language_modeling.cross_entropy, transformer_lm.tied_logits, rnn_lm.tied_logits, dropout.keep_mask)
+BEFORE = (gather_cross_entropy, autodiff_tied_logits, autodiff_tied_logits, threefry_keep_mask)
+
+
+def use(functions) -> None:
+    (language_modeling.cross_entropy, transformer_lm.tied_logits, rnn_lm.tied_logits,
+     dropout.keep_mask) = functions
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment")
+    parser.add_argument("overrides", nargs="*")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--after-first", action="store_true")
+    parser.add_argument("--data-dir")
+    args = parser.parse_args()
+    cfg = C.apply_overrides(C.get(args.experiment), args.overrides)
+    order = [("after", AFTER), ("before", BEFORE)]
+    sides = {}
+    for name, functions in (order if args.after_first else order[::-1]):
+        use(functions)  # the step is traced below, with these functions
+        t = build_trainer(cfg, resolve_data_dir(args.data_dir))
+        state, batches = t.init_state(), iter(t.data.train)
+        state, _ = t.step_fn(state, parallel.put_batch(next(batches), t.mesh))
+        jax.block_until_ready(state)
+        sides[name] = {"trainer": t, "state": state, "batches": batches, "times": []}
+    use(AFTER)
+    for _ in range(args.rounds):
+        for side in sides.values():
+            t = side["trainer"]
+            for _ in range(args.steps):
+                batch = parallel.put_batch(next(side["batches"]), t.mesh)
+                start = time.perf_counter()
+                side["state"], _ = t.step_fn(side["state"], batch)
+                jax.block_until_ready(side["state"])
+                side["times"].append(time.perf_counter() - start)
+    median = {name: statistics.median(side["times"]) for name, side in sides.items()}
+    print(f"{args.experiment} {' '.join(args.overrides)}: before {median['before'] * 1e3:.1f} ms, after "
+          f"{median['after'] * 1e3:.1f} ms a step (after / before {median['after'] / median['before']:.3f}; median "
+          f"of {args.rounds * args.steps} steps each, {'after' if args.after_first else 'before'} first)")
+
+
+if __name__ == "__main__":
+    main()
