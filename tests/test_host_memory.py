@@ -9,7 +9,8 @@ import pytest
 
 from conftest import REPO
 
-# Each call returns a fresh 96 MB array (an output buffer, allocated like a step's temporaries).
+# Each call returns a fresh 96 MB array (an output buffer, allocated like a step's temporaries). The median call's
+# faults: on a loaded machine the free on XLA's thread can come late, so that one call finds two buffers alive.
 PROGRAM = """
 import resource, time
 from nlpdl.host_memory import keep_freed_memory
@@ -20,13 +21,15 @@ x = jnp.ones((24 * 2 ** 20,), jnp.float32)
 def call():
     y = f(x).block_until_ready()
     del y
-    time.sleep(0.01)  # the buffer is freed on another thread
+    time.sleep(0.05)  # the buffer is freed on another thread
 for _ in range(6):
     call()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
+faults = []
+for _ in range(7):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     call()
-print(kept, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(kept, sorted(faults)[3])
 """
 
 
