@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nlpdl.nn.activations import ACTIVATIONS, get_activation, leaky_relu, log_softmax, softmax
+from nlpdl.nn import matmul
 from nlpdl.nn.tied_output import tied_logits
 from nlpdl.nn.losses import (
     LOSSES,
@@ -192,3 +193,38 @@ def test_tied_logits_value_and_gradients_match_autodiff_of_the_plain_product():
     for a, b in zip(vjp_ours(g_BxTxV), vjp_plain(g_BxTxV)):
         assert a.shape == b.shape
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("x_shape, w_shape", [((6, 4), (4, 3)), ((6, 3), (3, 5)), ((2, 5, 4), (4, 7)),
+                                              ((3, 5), (5, matmul.VOCABULARY_SIZED + 1))])
+def test_dense_dot_general_value_and_gradients_match_autodiff(x_shape, w_shape):
+    """Both orders of the weight gradient (the smaller operand transposed) and the vocabulary-sized fallback."""
+    kx, kw, kg = jax.random.split(jax.random.PRNGKey(2), 3)
+    x, w = jax.random.normal(kx, x_shape), jax.random.normal(kw, w_shape)
+    dims = (((len(x_shape) - 1,), (0,)), ((), ()))
+    ours, vjp_ours = jax.vjp(lambda x, w: matmul.dot_general(x, w, dims), x, w)
+    plain, vjp_plain = jax.vjp(lambda x, w: jax.lax.dot_general(x, w, dims), x, w)
+    np.testing.assert_allclose(ours, plain, rtol=1e-6)
+    g = jax.random.normal(kg, plain.shape)
+    for a, b in zip(vjp_ours(g), vjp_plain(g)):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * float(jnp.max(jnp.abs(b))))
+
+
+def test_dense_dot_general_leaves_other_contractions_to_lax():
+    x, w = jnp.ones((2, 3, 4)), jnp.ones((2, 4, 5))
+    dims = (((2,), (1,)), ((0,), (0,)))
+    np.testing.assert_array_equal(matmul.dot_general(x, w, dims), jax.lax.dot_general(x, w, dims))
+
+
+def test_dense_weight_gradient_dot_contracts_the_last_axis_on_cpu():
+    """The point of `matmul`: XLA:CPU gets no dot over its first operand's first axis (Eigen's slow path), while
+    autodiff of the plain product has one."""
+    x, w = jnp.ones((64, 32)), jnp.ones((32, 16))
+
+    def grad_hlo(dot):
+        return jax.jit(jax.grad(lambda w: jnp.sum(jnp.tanh(dot(x, w, (((1,), (0,)), ((), ())))))))\
+            .lower(w).compile().as_text()
+
+    assert "lhs_contracting_dims={0}" in grad_hlo(jax.lax.dot_general)
+    assert "lhs_contracting_dims={0}" not in grad_hlo(matmul.dot_general)
