@@ -6,7 +6,7 @@ import optax
 import pytest
 
 from nlpdl.config import OptimConfig
-from nlpdl.train.optim import make_optimizer, make_schedule
+from nlpdl.train.optim import clip_by_global_norm, global_norm, make_optimizer, make_schedule
 
 
 @pytest.mark.parametrize("name,settings", [("sgd", dict(lr=0.1)), ("momentum", dict(lr=0.05)),
@@ -58,3 +58,25 @@ def test_weight_decay_shrinks_weights_without_gradient():
         params = {"w": jnp.array([2.0])}
         updates, _ = tx.update({"w": jnp.array([0.0])}, tx.init(params), params)
         assert float(updates["w"][0]) < 0
+
+
+def _tree(scale: float) -> dict:
+    keys = jax.random.split(jax.random.PRNGKey(3), 4)
+    return {"kernel": scale * jax.random.normal(keys[0], (7, 301)), "bias": scale * jax.random.normal(keys[1], (301,)),
+            "conv": scale * jax.random.normal(keys[2], (3, 5, 4)), "scalar": scale * jax.random.normal(keys[3], ())}
+
+
+def test_global_norm_matches_optax():
+    tree = _tree(1.0)
+    assert float(global_norm(tree)) == pytest.approx(float(optax.tree.norm(tree)), rel=1e-6)
+    assert float(global_norm({"zero": jnp.zeros((3, 4))})) == 0.0
+
+
+@pytest.mark.parametrize("scale", [1e-3, 10.0])
+def test_clip_by_global_norm_matches_optax_below_and_above_the_limit(scale):
+    tree = _tree(scale)
+    ours, _ = clip_by_global_norm(5.0).update(tree, optax.EmptyState())
+    theirs, _ = optax.clip_by_global_norm(5.0).update(tree, optax.EmptyState())
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+        assert jnp.allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert float(global_norm(ours)) == pytest.approx(min(float(global_norm(tree)), 5.0), rel=1e-5)

@@ -31,6 +31,29 @@ def make_schedule(cfg: OptimConfig, total_steps: int, steps_per_epoch: int = 1) 
     return lambda step: jnp.where(step < warmup, ramp(step), main(step))
 
 
+def _squared_sum(x: jax.Array) -> jax.Array:
+    # A matrix-vector product with ones, not a sum: inside a train step XLA:CPU rewrote a large sum of squares into
+    # a windowed reduction that took 15 ms for the PTB LSTM's 200 x 10,001 output gradient (benchmarks/RESULTS.md).
+    x_RxC = x.astype(jnp.float32).reshape(-1, x.shape[-1] if x.ndim else 1)
+    return jnp.sum((x_RxC * x_RxC) @ jnp.ones((x_RxC.shape[1],), jnp.float32))
+
+
+def global_norm(tree) -> jax.Array:
+    """The L2 norm of all leaves together (as `optax.tree.norm`)."""
+    return jnp.sqrt(sum((_squared_sum(x) for x in jax.tree.leaves(tree)), jnp.zeros((), jnp.float32)))
+
+
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+    """`optax.clip_by_global_norm` over `global_norm`: updates scaled to norm `max_norm` when above it."""
+
+    def update(updates, state, params=None):
+        norm = global_norm(updates)
+        clip = norm >= max_norm
+        return jax.tree.map(lambda u: jnp.where(clip, u / norm.astype(u.dtype) * max_norm, u), updates), state
+
+    return optax.GradientTransformation(optax.init_empty_state, update)
+
+
 def make_optimizer(cfg: OptimConfig, total_steps: int, steps_per_epoch: int = 1) -> optax.GradientTransformation:
     lr = make_schedule(cfg, total_steps, steps_per_epoch)
     if cfg.name == "sgd":
@@ -47,7 +70,7 @@ def make_optimizer(cfg: OptimConfig, total_steps: int, steps_per_epoch: int = 1)
         base = optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay)
     chain = []
     if cfg.clip_norm > 0:
-        chain.append(optax.clip_by_global_norm(cfg.clip_norm))
+        chain.append(clip_by_global_norm(cfg.clip_norm))
     if cfg.weight_decay > 0 and cfg.name != "adamw":
         # L2 decay added to the gradient before the update rule, as in classic SGD weight decay.
         chain.append(optax.add_decayed_weights(cfg.weight_decay))

@@ -15,6 +15,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from nlpdl import parallel
+from nlpdl.train.optim import global_norm
 from nlpdl.train.state import TrainState
 
 # (model, batch, carry, *, train, rngs) -> ({metric: sum} with at least "loss_sum" and "count", new carry)
@@ -56,7 +57,7 @@ def layer_groups(params: dict) -> dict[str, Any]:
 
 def layer_grad_norms(grads: dict) -> dict[str, jax.Array]:
     """The L2 norm of each layer's gradient, keyed "grad_norm/LAYER"."""
-    return {f"grad_norm/{name}": optax.tree.norm(g) for name, g in layer_groups(grads).items()}
+    return {f"grad_norm/{name}": global_norm(g) for name, g in layer_groups(grads).items()}
 
 
 def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
@@ -88,7 +89,7 @@ def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef, tx: op
     grads = jax.tree.map(lambda g: g / jnp.maximum(sums["count"], 1.0), grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = {**sums, "grad_norm_sum": optax.tree.norm(grads), "steps": jnp.ones((), jnp.float32)}
+    metrics = {**sums, "grad_norm_sum": global_norm(grads), "steps": jnp.ones((), jnp.float32)}
     if options.layer_grad_norms:
         metrics.update(layer_grad_norms(grads))
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state, carry=carry), metrics
