@@ -13,6 +13,7 @@ from flax import nnx
 from nlpdl.config import ModelConfig
 from nlpdl.models import DataSpec, register_model
 from nlpdl.nn.dropout import Dropout
+from nlpdl.nn.matmul import dot_general
 from nlpdl.nn.recurrent import Recurrent
 from nlpdl.nn.tied_output import tied_logits
 
@@ -53,7 +54,7 @@ class RecurrentLM(nnx.Module):
         if self.tied:
             self.out_bias = nnx.Param(jnp.zeros((spec.vocab_size,)))
         else:
-            self.out = nnx.Linear(width, spec.vocab_size, rngs=rngs,
+            self.out = nnx.Linear(width, spec.vocab_size, dot_general=dot_general, rngs=rngs,
                                   **({"kernel_init": init["kernel_init"]} if init else {}))
         self.dropout = Dropout(cfg.dropout)
         self.cell, self.hidden = cfg.cell, cfg.hidden

@@ -106,7 +106,7 @@ class TransformerLM(nnx.Module):
         self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.num_layers)])
         self.ln_out = nnx.LayerNorm(cfg.d_model, rngs=rngs)
         self.out = None if cfg.tie_embeddings else nnx.Linear(cfg.d_model, spec.vocab_size, kernel_init=init,
-                                                               rngs=rngs)
+                                                               dot_general=dot_general, rngs=rngs)
         self.dropout = Dropout(cfg.dropout)
         self.cfg = cfg
 
