@@ -3,9 +3,10 @@
 For y = x @ W autodiff writes dW = x^T g as a dot over x's first axis. XLA:CPU runs that dot with Eigen, often
 after writing a transposed copy of g; a dot over the last axis of its first operand goes to YNNPACK instead. So
 on CPU the backward pass transposes the smaller of x and g itself, behind optimization barriers that keep XLA from
-folding the transposes (or their producers) back into the dot: the GPT's blocks 8-11 % faster a step. For a
+folding the transposes (or their producers) back into the dot: the GPT steps 8-11 % faster. For a
 vocabulary-sized weight (an LM's output layer) Eigen's dot is as fast, but the copy of the N x V gradient is not:
-there the gradient is (g^T x)^T, which XLA computes from g as it was written (PTB LSTM step 11-16 % faster).
+there the gradient is (g^T x)^T, which XLA computes from g as it was written (the PTB LSTM step 16 % faster on
+one core).
 Other platforms take autodiff's form. Figures: benchmarks/RESULTS.md.
 
 `dot_general` plugs into Flax's layers: `nnx.Linear(..., dot_general=dot_general)`.
