@@ -77,6 +77,24 @@ def _saving(workdir: Path) -> bool:
     return any(".orbax-checkpoint-tmp" in p.name for p in (workdir / "checkpoints").glob("*"))
 
 
+def test_a_killed_run_keeps_its_training_time_up_to_its_last_checkpoint(data_dir, tmp_path):
+    overrides = ["train.steps=400", "train.checkpoint_every=8", "train.eval_every=100", "train.log_every=8"]
+    args = [sys.executable, "-m", "nlpdl.cli", "train", "mr_ffn:tiny", *overrides, "--workdir", str(tmp_path),
+            "--data-dir", str(data_dir), "--no-progress"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not any(p.name.isdigit() for p in (tmp_path / "checkpoints").glob("*")):  # a complete checkpoint
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()[-3000:] if proc.stderr else ""
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    recorded = json.loads((tmp_path / "timing.json").read_text())["train_seconds"]
+    assert recorded > 0
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)  # resumed to the end
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "timing.json").read_text())["train_seconds"] > recorded
+
+
 def test_runs_killed_at_ten_random_moments_resume_bit_exact(data_dir, tmp_path):
     overrides = ["train.steps=400", "train.checkpoint_every=8", "train.eval_every=100", "train.log_every=4",
                  "model.dropout=0.3"]

@@ -168,6 +168,8 @@ def train(cfg: C.ExperimentConfig, workdir: Path, data_dir: Path, *, allow_confi
             if evaluate_now:
                 meta = _evaluate_and_track(t, run, ckpt, state, step, meta, bar)
             if save_now:
+                # recorded with every checkpoint, so that a killed run's earlier time is not lost on resume
+                run.write_train_seconds(seconds_before + time.perf_counter() - started)
                 ckpt.save(step, state, train_iter, meta)
     except NonFiniteLoss as e:
         ckpt.wait()
