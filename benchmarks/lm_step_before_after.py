@@ -6,8 +6,12 @@
 "before" rebuilds the step with the earlier functions patched in; "after" is the code as it is. Change sets:
 - `loss-tied-masks` (2026-12-02, first): the gather cross-entropy, the tied output layer left to autodiff, and
   dropout masks from threefry for every 32-bit word;
-- `matmul-norm` (2026-12-02, second; the default): dense layers' products left to autodiff (`jax.lax.dot_general`
-  instead of `nlpdl.nn.matmul.dot_general`) and gradient norms by `optax.tree.norm` (clipping and the metric).
+- `matmul-norm` (2026-12-02, second): dense layers' products left to autodiff (`jax.lax.dot_general`
+  instead of `nlpdl.nn.matmul.dot_general`, and Flax's own `nnx.Linear.__call__`) and gradient norms by
+  `optax.tree.norm` (clipping and the metric);
+- `loss-bias` (2026-12-02, third; the default): the cross-entropy's gradient left to autodiff
+  (`cross_entropy_by_autodiff`), top-1 accuracy by argmax, and dense layers' biases added by Flax's
+  `nnx.Linear.__call__` (their gradient a sum over rows) instead of `nlpdl.nn.matmul.add_bias`.
 Both trainers are built and compiled first; then each round runs `--steps` steps of one, then of the other (the
 order flips with --after-first, to see the order's own effect). Prints the median step time of each.
 """
@@ -21,15 +25,17 @@ import time
 import jax
 import jax.numpy as jnp
 import optax
+from flax import nnx
 
 from nlpdl import host_memory
 
 host_memory.keep_freed_memory()
 
 import experiments  # noqa: E402,F401
-import nlpdl.models.nplm as nplm  # noqa: E402
 import nlpdl.models.rnn_lm as rnn_lm  # noqa: E402
 import nlpdl.models.transformer_lm as transformer_lm  # noqa: E402
+import nlpdl.nn.losses as losses  # noqa: E402
+import nlpdl.nn.matmul as matmul  # noqa: E402
 import nlpdl.nn.dropout as dropout  # noqa: E402
 import nlpdl.tasks.language_modeling as language_modeling  # noqa: E402
 import nlpdl.train.optim as optim  # noqa: E402
@@ -45,6 +51,14 @@ def gather_cross_entropy(logits, labels):
 
 def autodiff_tied_logits(x, table):
     return x @ table.T
+
+
+def argmax_is_label(logits, labels):
+    return jnp.argmax(logits, -1) == labels
+
+
+def plus_bias(y, b):
+    return y + b.reshape((1,) * (y.ndim - 1) + (-1,))
 
 
 def threefry_keep_mask(key, shape, rate):
@@ -78,9 +92,13 @@ CHANGES = {
          (dropout, "keep_mask")],
         [gather_cross_entropy, autodiff_tied_logits, autodiff_tied_logits, threefry_keep_mask]),
     "matmul-norm": Change(
-        [(transformer_lm, "dot_general"), (rnn_lm, "dot_general"), (nplm, "dot_general"), (optim, "global_norm"),
+        [(matmul, "dot_general"), (matmul.Dense, "__call__"), (rnn_lm, "add_bias"), (optim, "global_norm"),
          (step, "global_norm")],
-        [jax.lax.dot_general] * 3 + [optax.tree.norm] * 2),
+        [jax.lax.dot_general, nnx.Linear.__call__, plus_bias] + [optax.tree.norm] * 2),
+    "loss-bias": Change(
+        [(language_modeling, "cross_entropy"), (language_modeling, "label_is_top"), (matmul.Dense, "__call__"),
+         (rnn_lm, "add_bias")],
+        [losses.cross_entropy_by_autodiff, argmax_is_label, nnx.Linear.__call__, plus_bias]),
 }
 
 
@@ -91,7 +109,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--after-first", action="store_true")
-    parser.add_argument("--changes", choices=sorted(CHANGES), default="matmul-norm")
+    parser.add_argument("--changes", choices=sorted(CHANGES), default="loss-bias")
     parser.add_argument("--data-dir")
     args = parser.parse_args()
     cfg = C.apply_overrides(C.get(args.experiment), args.overrides)

@@ -12,6 +12,8 @@ from nlpdl.nn.losses import (
     LOSSES,
     binary_cross_entropy,
     cross_entropy,
+    cross_entropy_by_autodiff,
+    label_is_top,
     get_loss,
     mse,
 )
@@ -183,6 +185,38 @@ def test_cross_entropy_over_tokens_matches_gather_and_its_gradient_is_softmax_mi
     np.testing.assert_allclose(grad, jax.nn.softmax(logits_BxTxV) - jax.nn.one_hot(labels_BxT, 7), atol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(5, 3), (2, 3, 7), (4, 2, 10001)])
+def test_cross_entropy_value_and_hand_written_gradient_match_autodiff(shape):
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(1), 3)
+    logits = jax.random.normal(k1, shape) * 4
+    labels = jax.random.randint(k2, shape[:-1], 0, shape[-1])
+    weights = jax.random.uniform(k3, shape[:-1])  # a per-example cotangent other than 1
+    np.testing.assert_allclose(cross_entropy(logits, labels), cross_entropy_by_autodiff(logits, labels),
+                               rtol=1e-6, atol=1e-6)
+    grads = [jax.grad(lambda z, f=f: jnp.sum(f(z, labels) * weights))(logits)
+             for f in (cross_entropy, cross_entropy_by_autodiff)]
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-5, atol=1e-6)
+    jitted = jax.jit(jax.value_and_grad(lambda z: jnp.sum(cross_entropy(z, labels) * weights)))(logits)
+    np.testing.assert_allclose(jitted[1], grads[1], rtol=1e-5, atol=1e-6)
+
+
+def test_cross_entropy_stays_finite_for_huge_logits_and_labels_outside_the_classes():
+    logits = jnp.array([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 0.0]])
+    labels = jnp.array([0, 3])  # 3: no class (a padding target), weighted 0 by the caller
+    value, grad = jax.value_and_grad(lambda z: jnp.sum(cross_entropy(z, labels) * jnp.array([1.0, 0.0])))(logits)
+    assert bool(jnp.isfinite(value)) and bool(jnp.all(jnp.isfinite(grad)))
+    np.testing.assert_allclose(grad[1], 0.0)
+    np.testing.assert_allclose(cross_entropy(logits, jnp.array([0, 0]))[1], 2000.0, rtol=1e-6)
+
+
+def test_label_is_top_agrees_with_argmax_and_counts_a_tie_as_correct():
+    logits = jax.random.normal(jax.random.PRNGKey(2), (6, 9, 50))
+    labels = jnp.where(jax.random.bernoulli(jax.random.PRNGKey(3), 0.5, (6, 9)), jnp.argmax(logits, -1),
+                       jax.random.randint(jax.random.PRNGKey(4), (6, 9), 0, 50))
+    np.testing.assert_array_equal(label_is_top(logits, labels), jnp.argmax(logits, -1) == labels)
+    assert bool(label_is_top(jnp.zeros((1, 4)), jnp.array([2]))[0])
+
+
 def test_tied_logits_value_and_gradients_match_autodiff_of_the_plain_product():
     kx, kt, kg = jax.random.split(jax.random.PRNGKey(1), 3)
     x_BxTxD, table_VxD = jax.random.normal(kx, (2, 5, 4)), jax.random.normal(kt, (9, 4))
@@ -228,3 +262,36 @@ def test_dense_weight_gradient_dot_contracts_the_last_axis_on_cpu():
 
     assert "lhs_contracting_dims={0}" in grad_hlo(jax.lax.dot_general)
     assert "lhs_contracting_dims={0}" not in grad_hlo(matmul.dot_general)
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_dense_is_flax_linear_with_the_same_parameters_outputs_and_gradients(use_bias):
+    from flax import nnx
+
+    ours = matmul.Dense(4, 6, use_bias=use_bias, rngs=nnx.Rngs(0))
+    flax = nnx.Linear(4, 6, use_bias=use_bias, rngs=nnx.Rngs(0))
+    if use_bias:  # a non-zero bias, the same in both
+        ours.bias[...] = flax.bias[...] = jnp.arange(6.0)
+    assert jax.tree.all(jax.tree.map(jnp.array_equal, nnx.state(ours, nnx.Param), nnx.state(flax, nnx.Param)))
+    x = jax.random.normal(jax.random.PRNGKey(3), (2, 5, 4))
+    g = jax.random.normal(jax.random.PRNGKey(4), (2, 5, 6))
+
+    def value_and_grads(layer):
+        graphdef, params = nnx.split(layer, nnx.Param)
+        return jax.value_and_grad(lambda p, x: jnp.sum(nnx.merge(graphdef, p)(x) * g), argnums=(0, 1))(params, x)
+
+    (v_ours, (gp_ours, gx_ours)), (v_flax, (gp_flax, gx_flax)) = value_and_grads(ours), value_and_grads(flax)
+    np.testing.assert_allclose(v_ours, v_flax, rtol=1e-5)
+    np.testing.assert_allclose(gx_ours, gx_flax, rtol=1e-5, atol=1e-6)
+    for a, b in zip(jax.tree.leaves(gp_ours), jax.tree.leaves(gp_flax)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_add_bias_gradient_sums_the_output_gradient_over_every_row():
+    y, b = jnp.zeros((2, 3, 4)), jnp.arange(4.0)
+    g = jax.random.normal(jax.random.PRNGKey(5), (2, 3, 4))
+    out, vjp = jax.vjp(matmul.add_bias, y, b)
+    np.testing.assert_array_equal(out, jnp.broadcast_to(b, (2, 3, 4)))
+    g_y, g_b = vjp(g)
+    np.testing.assert_array_equal(g_y, g)
+    np.testing.assert_allclose(g_b, g.sum(axis=(0, 1)), rtol=1e-5)

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 
 from nlpdl.nn.activations import get_activation, sigmoid, softmax, tanh, unknown_name_error
-from nlpdl.nn.losses import cross_entropy
+from nlpdl.nn.losses import cross_entropy_by_autodiff
 
 Params = dict[str, jax.Array]
 
@@ -71,7 +71,7 @@ def two_layer_forward(
 def two_layer_loss(params: Params, x_BxD: jax.Array, y_B: jax.Array, activation: str) -> jax.Array:
     """Mean cross-entropy of the 2-layer network."""
     _, _, z2_BxC, _ = two_layer_forward(params, x_BxD, activation)
-    return jnp.mean(cross_entropy(z2_BxC, y_B))
+    return jnp.mean(cross_entropy_by_autodiff(z2_BxC, y_B))
 
 
 def two_layer_manual_grads(

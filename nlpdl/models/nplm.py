@@ -13,7 +13,7 @@ from flax import nnx
 from nlpdl.config import ModelConfig
 from nlpdl.models import DataSpec, register_model
 from nlpdl.nn.dropout import Dropout
-from nlpdl.nn.matmul import dot_general
+from nlpdl.nn.matmul import Dense
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,9 @@ class FeedForwardLM(nnx.Module):
         self.context = cfg.context
         self.embed = nnx.Embed(spec.vocab_size, cfg.embed_dim, rngs=rngs)
         width = cfg.context * cfg.embed_dim
-        self.hidden = nnx.Linear(width, cfg.hidden, dot_general=dot_general, rngs=rngs)
-        self.out = nnx.Linear(cfg.hidden, spec.vocab_size, dot_general=dot_general, rngs=rngs)
-        self.direct = nnx.Linear(width, spec.vocab_size, use_bias=False, dot_general=dot_general,
-                                 rngs=rngs) if cfg.direct else None
+        self.hidden = Dense(width, cfg.hidden, rngs=rngs)
+        self.out = Dense(cfg.hidden, spec.vocab_size, rngs=rngs)
+        self.direct = Dense(width, spec.vocab_size, use_bias=False, rngs=rngs) if cfg.direct else None
         self.dropout = Dropout(cfg.dropout)
 
     def initial_carry(self, batch_size: int) -> jax.Array:

@@ -13,7 +13,7 @@ from flax import nnx
 from nlpdl.config import ModelConfig
 from nlpdl.models import DataSpec, register_model
 from nlpdl.nn.dropout import Dropout
-from nlpdl.nn.matmul import dot_general
+from nlpdl.nn.matmul import Dense, add_bias
 from nlpdl.nn.recurrent import Recurrent
 from nlpdl.nn.tied_output import tied_logits
 
@@ -54,8 +54,8 @@ class RecurrentLM(nnx.Module):
         if self.tied:
             self.out_bias = nnx.Param(jnp.zeros((spec.vocab_size,)))
         else:
-            self.out = nnx.Linear(width, spec.vocab_size, dot_general=dot_general, rngs=rngs,
-                                  **({"kernel_init": init["kernel_init"]} if init else {}))
+            self.out = Dense(width, spec.vocab_size, rngs=rngs,
+                             **({"kernel_init": init["kernel_init"]} if init else {}))
         self.dropout = Dropout(cfg.dropout)
         self.cell, self.hidden = cfg.cell, cfg.hidden
 
@@ -81,7 +81,7 @@ class RecurrentLM(nnx.Module):
 
     def logits(self, x_BxTxH: jax.Array) -> jax.Array:
         """The output layer: the top layer's states to next-token logits B x T x V."""
-        return (tied_logits(x_BxTxH, self.embed.embedding[...]) + self.out_bias[None, None, :] if self.tied
+        return (add_bias(tied_logits(x_BxTxH, self.embed.embedding[...]), self.out_bias[...]) if self.tied
                 else self.out(x_BxTxH))
 
 

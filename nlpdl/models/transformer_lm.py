@@ -18,7 +18,7 @@ from flax import nnx, struct
 from nlpdl.config import ConfigError, ModelConfig
 from nlpdl.models import DataSpec, register_model
 from nlpdl.nn.dropout import Dropout
-from nlpdl.nn.matmul import dot_general
+from nlpdl.nn.matmul import Dense
 from nlpdl.nn.tied_output import tied_logits
 
 
@@ -66,11 +66,11 @@ class Block(nnx.Module):
         # GPT-2: the projections into the residual stream start smaller, by sqrt(2 * layers)
         out_init = nnx.initializers.normal(0.02 / math.sqrt(2 * cfg.num_layers))
         self.ln_attn = nnx.LayerNorm(d, rngs=rngs)
-        self.qkv = nnx.Linear(d, 3 * d, kernel_init=init, dot_general=dot_general, rngs=rngs)
-        self.proj = nnx.Linear(d, d, kernel_init=out_init, dot_general=dot_general, rngs=rngs)
+        self.qkv = Dense(d, 3 * d, kernel_init=init, rngs=rngs)
+        self.proj = Dense(d, d, kernel_init=out_init, rngs=rngs)
         self.ln_mlp = nnx.LayerNorm(d, rngs=rngs)
-        self.up = nnx.Linear(d, cfg.d_ff, kernel_init=init, dot_general=dot_general, rngs=rngs)
-        self.down = nnx.Linear(cfg.d_ff, d, kernel_init=out_init, dot_general=dot_general, rngs=rngs)
+        self.up = Dense(d, cfg.d_ff, kernel_init=init, rngs=rngs)
+        self.down = Dense(cfg.d_ff, d, kernel_init=out_init, rngs=rngs)
         self.dropout = Dropout(cfg.dropout)
         self.num_heads = cfg.num_heads
 
@@ -105,8 +105,7 @@ class TransformerLM(nnx.Module):
                           if cfg.positions == "learned" else None)
         self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.num_layers)])
         self.ln_out = nnx.LayerNorm(cfg.d_model, rngs=rngs)
-        self.out = None if cfg.tie_embeddings else nnx.Linear(cfg.d_model, spec.vocab_size, kernel_init=init,
-                                                               dot_general=dot_general, rngs=rngs)
+        self.out = None if cfg.tie_embeddings else Dense(cfg.d_model, spec.vocab_size, kernel_init=init, rngs=rngs)
         self.dropout = Dropout(cfg.dropout)
         self.cfg = cfg
 

@@ -9,15 +9,54 @@ import jax.numpy as jnp
 from nlpdl.nn.activations import log_sum_exp, unknown_name_error
 
 
-def cross_entropy(logits_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
-    """-log softmax(logits)[label] per example, for integer labels; any leading shape ([B] or [B, T] labels).
-
-    The label's logit is picked with a mask, not a gather: the gradient, softmax minus one-hot, is then one
-    elementwise pass over the logits, where a gather's gradient scatters into a zeroed buffer as large as the
-    logits (B x T x V: 82 MB a step for a 10k-word GPT batch of 2,048 tokens)."""
+def cross_entropy_by_autodiff(logits_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
+    """-log softmax(logits)[label] written out, its gradient left to autodiff: what `cross_entropy` must equal
+    (and the loss of the backprop lesson, whose point is autodiff). The label's logit is picked with a mask, not a
+    gather, so its gradient is elementwise rather than a scatter into a zeroed buffer as large as the logits."""
     class_BxC = jax.lax.broadcasted_iota(labels_B.dtype, logits_BxC.shape, logits_BxC.ndim - 1)
     is_label_BxC = class_BxC == labels_B[..., None]
     return log_sum_exp(logits_BxC) - jnp.sum(jnp.where(is_label_BxC, logits_BxC, 0.0), axis=-1)
+
+
+def _label_logit(logits_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
+    # clipped: a label outside the classes (a padding position the caller weights 0) must not read NaN
+    return jnp.take_along_axis(logits_BxC, labels_B[..., None], axis=-1, mode="clip")[..., 0]
+
+
+@jax.custom_vjp
+def cross_entropy(logits_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
+    """-log softmax(logits)[label] per example, for integer labels; any leading shape ([B] or [B, T] labels).
+
+    Its gradient is written by hand, softmax minus one-hot, in one elementwise pass over the logits. Autodiff of
+    the same formula (`cross_entropy_by_autodiff`) costs six reads and three writes of a B x T x V buffer (picking
+    the label's logit, keeping exp(logits - max) for the backward pass, reducing it); here the forward pass reads
+    the logits twice (max, then the sum of exponentials) and gathers the labels' logits, and the backward pass
+    reads them once and writes the gradient (the PTB LSTM and GPT steps: benchmarks/RESULTS.md)."""
+    return log_sum_exp(logits_BxC) - _label_logit(logits_BxC, labels_B)
+
+
+def _cross_entropy_fwd(logits_BxC, labels_B):
+    lse_B = log_sum_exp(logits_BxC)
+    return lse_B - _label_logit(logits_BxC, labels_B), (logits_BxC, lse_B, labels_B)
+
+
+def _cross_entropy_bwd(residuals, ct_B):
+    logits_BxC, lse_B, labels_B = residuals
+    class_BxC = jax.lax.broadcasted_iota(labels_B.dtype, logits_BxC.shape, logits_BxC.ndim - 1)
+    one_hot_BxC = (class_BxC == labels_B[..., None]).astype(logits_BxC.dtype)
+    grad_BxC = (jnp.exp(logits_BxC - lse_B[..., None]) - one_hot_BxC) * ct_B[..., None].astype(logits_BxC.dtype)
+    # one pass that writes the gradient once: without the barrier XLA:CPU wrote exp(...) out, then the gradient
+    # twice over (once per consumer's layout)
+    return jax.lax.optimization_barrier(grad_BxC), None
+
+
+cross_entropy.defvjp(_cross_entropy_fwd, _cross_entropy_bwd)
+
+
+def label_is_top(logits_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
+    """Whether the label's logit is the largest (a tie for the largest counts): top-1 accuracy without an argmax,
+    whose (value, index) reduction XLA:CPU runs unvectorised (4 ms of a 104 ms PTB LSTM step on one core)."""
+    return _label_logit(logits_BxC, labels_B) >= jnp.max(logits_BxC, axis=-1)
 
 
 def binary_cross_entropy(logits_B: jax.Array, labels_B: jax.Array) -> jax.Array:

@@ -9,13 +9,18 @@ there the gradient is (g^T x)^T, which XLA computes from g as it was written (th
 one core).
 Other platforms take autodiff's form. Figures: benchmarks/RESULTS.md.
 
-`dot_general` plugs into Flax's layers: `nnx.Linear(..., dot_general=dot_general)`.
+`Dense` is `nnx.Linear` (same parameters, same initialisation) with this matmul, and with its bias gradient, the
+sum of the output gradient over every row, taken as a product with a ones vector (`add_bias`): XLA:CPU then reads
+the output gradient as the weight gradient's dot does, and writes it once; summed over the rows of a B x T x V
+gradient it had computed that gradient twice, once per layout (and had written exp(logits - lse) out before it).
+`dot_general` alone plugs into any Flax layer: `nnx.Linear(..., dot_general=dot_general)`.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from flax import nnx
 
 
 def _weight_grad_cpu(x_NxI: jax.Array, g_NxO: jax.Array) -> jax.Array:
@@ -70,3 +75,38 @@ def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_t
                                    preferred_element_type=preferred_element_type, **kwargs)
     *lead, d = lhs.shape
     return matmul(lhs.reshape(-1, d), rhs).reshape(*lead, rhs.shape[1])
+
+
+def _plus_bias(y_NxO: jax.Array, b_O: jax.Array) -> jax.Array:
+    return y_NxO + b_O.reshape((1,) * (y_NxO.ndim - 1) + (-1,))
+
+
+@jax.custom_vjp
+def add_bias(y_NxO: jax.Array, b_O: jax.Array) -> jax.Array:
+    """y + b over the last axis; b's gradient is ones @ g over the rows of the output gradient g."""
+    return _plus_bias(y_NxO, b_O)
+
+
+def _add_bias_fwd(y_NxO, b_O):
+    return _plus_bias(y_NxO, b_O), None
+
+
+def _add_bias_bwd(_, g_NxO):
+    g_RxO = g_NxO.reshape(-1, g_NxO.shape[-1])
+    return g_NxO, jnp.ones((g_RxO.shape[0],), g_RxO.dtype) @ g_RxO
+
+
+add_bias.defvjp(_add_bias_fwd, _add_bias_bwd)
+
+
+class Dense(nnx.Linear):
+    """`nnx.Linear` whose product is `dot_general` above and whose bias is added by `add_bias`."""
+
+    def __init__(self, in_features: int, out_features: int, **kwargs):
+        super().__init__(in_features, out_features, dot_general=dot_general, **kwargs)
+
+    def __call__(self, inputs: jax.Array) -> jax.Array:
+        bias = self.bias[...] if self.bias is not None else None
+        inputs, kernel, bias = self.promote_dtype((inputs, self.kernel[...], bias), dtype=self.dtype)
+        y = self.dot_general(inputs, kernel, (((inputs.ndim - 1,), (0,)), ((), ())), precision=self.precision)
+        return y if bias is None else add_bias(y, bias)

@@ -23,7 +23,7 @@ from nlpdl.data.sources import (DataError, read_botchan_split, read_ptb, read_ti
 from nlpdl.data.tokenizers import SentencePieceTokenizer, WordVocab, train_sentencepiece
 from nlpdl.files import atomic_write_bytes
 from nlpdl.models import DataSpec
-from nlpdl.nn.losses import cross_entropy
+from nlpdl.nn.losses import cross_entropy, label_is_top
 from nlpdl.tasks import TaskData
 
 SPLITS = ("train", "valid", "test")
@@ -114,7 +114,7 @@ def make_loss_fn(cfg: ExperimentConfig):
         weights_BxT = batch["weights"]
         count = jnp.sum(weights_BxT)
         sums = {"loss_sum": jnp.sum(nll_BxT * weights_BxT), "count": count, "tokens": count,
-                "correct": jnp.sum((jnp.argmax(logits_BxTxV, -1) == batch["targets"]) * weights_BxT)}
+                "correct": jnp.sum(label_is_top(logits_BxTxV, batch["targets"]) * weights_BxT)}
         return sums, carry
 
     return loss_fn
