@@ -220,3 +220,12 @@ def test_kim_cleaning_is_used_in_training_and_prediction_alike(data_dir):
     mr = C.apply_overrides(C.get("mr_cnn:tiny"), ["data.clean=kim", "data.max_vocab=0"])
     mr_words = set(classification.load_data(mr, data_dir).spec.vocab[2:])
     assert {"'s", "n't"} <= mr_words and all(w == w.lower() for w in mr_words)
+
+
+def test_cnn_softmax_layer_can_start_at_zero_as_in_kims_code(data_dir):
+    for out_init, all_zero in (("zeros", True), ("lecun_normal", False)):
+        cfg = C.apply_overrides(C.get("trec_cnn:tiny"), [f"model.out_init={out_init}"])
+        kernel = build_trainer(cfg, data_dir).init_state().params["out"]["kernel"]
+        assert bool(jnp.all(kernel == 0)) == all_zero
+    with pytest.raises(C.ConfigError):
+        C.apply_overrides(C.get("trec_cnn:tiny"), ["model.out_init=ones"])

@@ -34,6 +34,7 @@ class CNNConfig(ModelConfig):
     embed_init_scale: float = 0.25  # words without a vector: uniform in [-s, s], as Kim's code
     embeddings: Literal["rand", "static", "nonstatic", "multichannel"] = "rand"
     vectors: str = ""  # pretrained vectors file for static / nonstatic / multichannel
+    out_init: Literal["lecun_normal", "zeros"] = "lecun_normal"  # the softmax layer's weights; Kim's code: zeros
 
 
 def token_mask(tokens_BxL: jax.Array, lengths_B: jax.Array) -> jax.Array:
@@ -73,7 +74,8 @@ class KimCNN(nnx.Module):
         self.convs = nnx.List([nnx.Conv(channels * cfg.embed_dim, cfg.maps, kernel_size=(w,), padding="VALID",
                                         rngs=rngs) for w in cfg.widths])
         self.dropout = Dropout(cfg.dropout)
-        self.out = nnx.Linear(cfg.maps * len(cfg.widths), spec.num_outputs, rngs=rngs)
+        self.out = nnx.Linear(cfg.maps * len(cfg.widths), spec.num_outputs, rngs=rngs,
+                              **({"kernel_init": nnx.initializers.zeros} if cfg.out_init == "zeros" else {}))
         self.widths = cfg.widths
         self.frozen = cfg.embeddings in ("static", "multichannel")
 
