@@ -53,6 +53,10 @@ class DataConfig:
     # sentence datasets: "none" splits the files' text on whitespace; "kim" first cleans it as Kim's (2014) code did
     # (nlpdl/data/tokenizers.py: kim_clean)
     clean: Literal["none", "kim"] = "none"
+    # sentence datasets: the words that get an id (and so a vector of their own). "train": the train split's
+    # (min_count, max_vocab); "all": those, then every other word of the valid and test sentences, as in Kim's
+    # (2014) code, where words never seen in training keep distinct untrained random vectors (labels are not read)
+    vocab_from: Literal["train", "all"] = "train"
     bptt: int = _positive(35)  # language models: tokens per truncated-BPTT window
     tokenizer: Literal["words", "chars", "sentencepiece"] = "words"  # language models: what a token is
     spm_vocab_size: int = _positive(1000)  # sentencepiece, trained on the train split

@@ -229,3 +229,23 @@ def test_cnn_softmax_layer_can_start_at_zero_as_in_kims_code(data_dir):
         assert bool(jnp.all(kernel == 0)) == all_zero
     with pytest.raises(C.ConfigError):
         C.apply_overrides(C.get("trec_cnn:tiny"), ["model.out_init=ones"])
+
+
+def test_kims_vocabulary_gives_test_words_their_own_vectors_which_training_leaves_alone(data_dir):
+    train_only = C.apply_overrides(C.get("trec_cnn:tiny"), ["data.max_vocab=0"])
+    every = C.apply_overrides(train_only, ["data.vocab_from=all"])
+    words, all_words = (classification.load_data(c, data_dir).spec.vocab for c in (train_only, every))
+    assert all_words[:len(words)] == words
+    texts, _ = classification.read_texts(every, data_dir)
+    tokenize = classification.sentence_tokenizer(every.data)
+    unseen = sorted({w for s in texts["test"][0] for w in tokenize(s)} - set(words))
+    assert unseen and set(unseen) <= set(all_words)
+    rows = np.array([all_words.index(w) for w in unseen[:5]])
+    t = build_trainer(every, data_dir)
+    start = np.asarray(t.init_state().params["embed"]["embedding"])
+    state, it = t.init_state(), iter(t.data.train)
+    for _ in range(3):
+        state, _ = t.step_fn(state, parallel.put_batch(next(it), t.mesh))
+    embedding = np.asarray(state.params["embed"]["embedding"])
+    assert np.array_equal(embedding[rows], start[rows]) and not np.array_equal(embedding, start)
+    assert len({tuple(r) for r in start[rows]}) == len(rows)  # not one shared unknown-word vector

@@ -35,6 +35,14 @@ def test_word_vocab_build_order_and_limits():
         WordVocab.build(docs, specials=("<pad>",))
 
 
+def test_word_vocab_extended_appends_the_new_words_and_keeps_every_id():
+    vocab = WordVocab.build([["b", "a", "a"]])
+    more = vocab.extended([["z", "a", "y"], ["z", "<unk>"]])
+    assert more.tokens == ("<pad>", "<unk>", "a", "b", "y", "z")
+    assert more.encode(["a", "b", "q"]).tolist() == vocab.encode(["a", "b", "q"]).tolist() == [2, 3, 1]
+    assert vocab.extended([]) == vocab
+
+
 def test_word_vocab_encode_decode():
     vocab = WordVocab.build([["x", "y", "y"]])
     ids = vocab.encode(["y", "x", "zzz"])

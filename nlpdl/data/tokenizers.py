@@ -74,6 +74,11 @@ class WordVocab:
             words = words[:max(0, max_size - len(specials))]
         return cls((*specials, *words), num_specials=len(specials))
 
+    def extended(self, token_lists: Iterable[Sequence[str]]) -> WordVocab:
+        """This vocabulary with the words of `token_lists` it lacks appended, alphabetically: known ids stay."""
+        new = sorted({t for tokens in token_lists for t in tokens} - set(self._itos))
+        return WordVocab((*self._itos, *new), num_specials=self._num_specials)
+
     @property
     def pad_id(self) -> int:
         return 0

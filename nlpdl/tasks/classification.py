@@ -85,7 +85,7 @@ def sentence_tokenizer(data: DataConfig) -> Callable[[str], list[str]]:
 
 
 def _sentence_splits(read: Callable[[ExperimentConfig, Path], tuple[Texts, int]]):
-    """Reads a dataset's texts, builds the vocabulary from its train split and pads every split."""
+    """Reads a dataset's texts, builds the vocabulary (`data.vocab_from`) and pads every split."""
 
     def splits(cfg: ExperimentConfig, data_dir: Path) -> tuple[dict[str, Split], int, dict]:
         d = cfg.data
@@ -93,6 +93,8 @@ def _sentence_splits(read: Callable[[ExperimentConfig, Path], tuple[Texts, int]]
         tokenize = sentence_tokenizer(d)
         tokens = {name: [tokenize(s) for s in sentences] for name, (sentences, _) in texts.items()}
         vocab = WordVocab.build(tokens["train"], min_count=d.min_count, max_size=d.max_vocab)
+        if d.vocab_from == "all":
+            vocab = vocab.extended(t for name, lists in tokens.items() if name != "train" for t in lists)
         out = {}
         for name, (_, labels) in texts.items():
             if len(labels):
