@@ -231,6 +231,23 @@ def test_cnn_softmax_layer_can_start_at_zero_as_in_kims_code(data_dir):
         C.apply_overrides(C.get("trec_cnn:tiny"), ["model.out_init=ones"])
 
 
+def test_cnn_filters_can_start_as_in_kims_code(data_dir):
+    def uniform_within_kims_bound(conv_init):
+        cfg = C.apply_overrides(C.get("trec_cnn:tiny"), [f"model.conv_init={conv_init}", "model.maps=40"])
+        convs = build_trainer(cfg, data_dir).init_state().params["convs"]
+        for k, width in enumerate(cfg.model.widths):
+            fan_in = width * cfg.model.embed_dim
+            positions = cfg.data.max_len + 2 * (max(cfg.model.widths) - 1) - width + 1
+            bound = np.sqrt(6 / (fan_in + cfg.model.maps * fan_in / positions))
+            kernel = np.asarray(convs[k]["kernel"])
+            assert kernel.shape == (width, cfg.model.embed_dim, cfg.model.maps)
+            if not (np.abs(kernel).max() <= bound and abs(kernel.std() / (bound / np.sqrt(3)) - 1) < 0.1):
+                return False
+        return True
+
+    assert uniform_within_kims_bound("kim") and not uniform_within_kims_bound("lecun_normal")
+
+
 def test_kims_vocabulary_gives_test_words_their_own_vectors_which_training_leaves_alone(data_dir):
     train_only = C.apply_overrides(C.get("trec_cnn:tiny"), ["data.max_vocab=0"])
     every = C.apply_overrides(train_only, ["data.vocab_from=all"])

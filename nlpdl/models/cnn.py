@@ -35,6 +35,7 @@ class CNNConfig(ModelConfig):
     embeddings: Literal["rand", "static", "nonstatic", "multichannel"] = "rand"
     vectors: str = ""  # pretrained vectors file for static / nonstatic / multichannel
     out_init: Literal["lecun_normal", "zeros"] = "lecun_normal"  # the softmax layer's weights; Kim's code: zeros
+    conv_init: Literal["lecun_normal", "kim"] = "lecun_normal"  # the filters; "kim": as his code (kim_conv_init)
 
 
 def token_mask(tokens_BxL: jax.Array, lengths_B: jax.Array) -> jax.Array:
@@ -63,6 +64,15 @@ def embedding_init(cfg: CNNConfig, spec: DataSpec):
     return init
 
 
+def kim_conv_init(width: int, cfg: CNNConfig, spec: DataSpec, channels: int):
+    """Kim's code: uniform in +-sqrt(6 / (fan_in + fan_out)), fan_in = width x D, fan_out = maps x width x D over
+    the positions each map is max-pooled from, his sentences being `data.max_len` words padded by (widest - 1)."""
+    fan_in = width * cfg.embed_dim * channels
+    positions = spec.seq_len + 2 * (max(cfg.widths) - 1) - width + 1
+    bound = (6.0 / (fan_in + cfg.maps * fan_in / positions)) ** 0.5
+    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
 class KimCNN(nnx.Module):
     def __init__(self, cfg: CNNConfig, spec: DataSpec, rngs: nnx.Rngs):
         init = embedding_init(cfg, spec)
@@ -72,7 +82,9 @@ class KimCNN(nnx.Module):
                       if cfg.embeddings == "multichannel" else None)
         channels = 2 if self.tuned is not None else 1
         self.convs = nnx.List([nnx.Conv(channels * cfg.embed_dim, cfg.maps, kernel_size=(w,), padding="VALID",
-                                        rngs=rngs) for w in cfg.widths])
+                                        rngs=rngs, **({"kernel_init": kim_conv_init(w, cfg, spec, channels)}
+                                                      if cfg.conv_init == "kim" else {}))
+                               for w in cfg.widths])
         self.dropout = Dropout(cfg.dropout)
         self.out = nnx.Linear(cfg.maps * len(cfg.widths), spec.num_outputs, rngs=rngs,
                               **({"kernel_init": nnx.initializers.zeros} if cfg.out_init == "zeros" else {}))
