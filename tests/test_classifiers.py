@@ -29,6 +29,7 @@ SPEC = DataSpec(num_outputs=3, vocab_size=40, seq_len=10)
 MODELS = {
     "ffn": FFNConfig(embed_dim=8, hidden=8),
     "cnn": CNNConfig(embed_dim=8, maps=4),
+    "cnn-pool-padding": CNNConfig(embed_dim=8, maps=4, pool_padding=True),
     "rnn-mean": RNNClassifierConfig(cell="rnn", embed_dim=8, hidden=6, pooling="mean"),
     "lstm-final": RNNClassifierConfig(cell="lstm", embed_dim=8, hidden=6),
     "gru-max": RNNClassifierConfig(cell="gru", embed_dim=8, hidden=6, pooling="max"),
@@ -246,6 +247,23 @@ def test_cnn_filters_can_start_as_in_kims_code(data_dir):
         return True
 
     assert uniform_within_kims_bound("kim") and not uniform_within_kims_bound("lecun_normal")
+
+
+def test_cnn_pool_padding_gives_the_max_of_kims_layout_every_sentence_padded_to_the_longest():
+    model = build_model(CNNConfig(embed_dim=8, maps=16, pool_padding=True), SPEC, nnx.Rngs(0))
+    for k, conv in enumerate(model.convs):  # biases of both signs, so that relu(bias) floors some maps
+        conv.bias[...] = jax.random.normal(jax.random.PRNGKey(k), conv.bias.shape)
+    tokens_BxL, lengths_B = padded_batch()
+    batch = {"tokens": jnp.asarray(tokens_BxL), "lengths": jnp.asarray(lengths_B)}
+    widest = max(model.widths)
+    kims = []
+    for i, n in enumerate(lengths_B):  # widest-1 zeros, the words, zeros up to SPEC.seq_len + 2 (widest-1)
+        x_1xTxD = jnp.zeros((1, SPEC.seq_len + 2 * (widest - 1), 8))
+        x_1xTxD = x_1xTxD.at[0, widest - 1:widest - 1 + n].set(model.embed(jnp.asarray(tokens_BxL[i, :n])))
+        kims.append(jnp.concatenate([jnp.max(jax.nn.relu(conv(x_1xTxD)), axis=1)[0] for conv in model.convs]))
+    np.testing.assert_allclose(model.features(batch), jnp.stack(kims), rtol=1e-5, atol=1e-6)
+    model.pool_padding = False  # the default leaves the zero windows out, which here changes some features
+    assert not np.allclose(model.features(batch), jnp.stack(kims), atol=1e-3)
 
 
 def test_kims_vocabulary_gives_test_words_their_own_vectors_which_training_leaves_alone(data_dir):

@@ -8,6 +8,8 @@ both a fixed and a fine-tuned copy, each seen by its own slice of every filter, 
 As in Kim's code every sentence is padded with width-1 zero vectors on both sides, so a filter also sees the
 sentence's first and last words in every window position; windows that hold no word of the sentence (batch
 padding) are left out of the max, so a padded batch scores each sentence as it would be scored alone.
+`model.pool_padding` gives instead the max of Kim's code, which pads every sentence to the longest one and pools
+over all of it: there a window of zeros scores relu(bias), a floor under the map wherever such a window exists.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class CNNConfig(ModelConfig):
     vectors: str = ""  # pretrained vectors file for static / nonstatic / multichannel
     out_init: Literal["lecun_normal", "zeros"] = "lecun_normal"  # the softmax layer's weights; Kim's code: zeros
     conv_init: Literal["lecun_normal", "kim"] = "lecun_normal"  # the filters; "kim": as his code (kim_conv_init)
+    pool_padding: bool = False  # also max over the all-zero windows of Kim's layout (data.max_len words per sentence)
 
 
 def token_mask(tokens_BxL: jax.Array, lengths_B: jax.Array) -> jax.Array:
@@ -89,6 +92,8 @@ class KimCNN(nnx.Module):
         self.out = nnx.Linear(cfg.maps * len(cfg.widths), spec.num_outputs, rngs=rngs,
                               **({"kernel_init": nnx.initializers.zeros} if cfg.out_init == "zeros" else {}))
         self.widths = cfg.widths
+        self.pool_padding = cfg.pool_padding
+        self.seq_len = spec.seq_len
         self.frozen = cfg.embeddings in ("static", "multichannel")
 
     def embed_words(self, tokens_BxL: jax.Array) -> jax.Array:
@@ -111,8 +116,18 @@ class KimCNN(nnx.Module):
             # window j holds a word of the sentence iff it starts before the sentence ends
             starts_W = jnp.arange(maps_BxWxM.shape[1]) - (width - 1)
             valid_BxW = starts_W[None, :] < lengths_B[:, None]
-            pooled.append(jnp.max(jnp.where(valid_BxW[..., None], maps_BxWxM, -jnp.inf), axis=1))
+            pooled_BxM = jnp.max(jnp.where(valid_BxW[..., None], maps_BxWxM, -jnp.inf), axis=1)
+            if self.pool_padding:
+                pooled_BxM = jnp.maximum(pooled_BxM, self.zero_window_floor(width, conv, lengths_B))
+            pooled.append(pooled_BxM)
         return jnp.concatenate(pooled, axis=-1)
+
+    def zero_window_floor(self, width: int, conv: nnx.Conv, lengths_B: jax.Array) -> jax.Array:
+        """relu(bias) where Kim's layout has a window of zeros: before the sentence, for all but the widest filter
+        (widest - 1 zeros lead every sentence), and after it, for a sentence that far short of data.max_len words."""
+        widest = max(self.widths)
+        has_zero_window_B = (width < widest) | (lengths_B <= self.seq_len + widest - 1 - width)
+        return jnp.where(has_zero_window_B[:, None], jax.nn.relu(conv.bias[...])[None, :], 0.0)
 
     def __call__(self, batch: dict, *, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
         return self.out(self.dropout(self.features(batch), deterministic=not train, rngs=rngs))
