@@ -57,6 +57,10 @@ class DataConfig:
     # (min_count, max_vocab); "all": those, then every other word of the valid and test sentences, as in Kim's
     # (2014) code, where words never seen in training keep distinct untrained random vectors (labels are not read)
     vocab_from: Literal["train", "all"] = "train"
+    # sentence datasets: how training batches are drawn. "reshuffled": every epoch a new permutation of the rows;
+    # "fixed": Kim's (2014) code, batches made once (the rows topped up to whole batches with random repeats) and
+    # visited in a new order every epoch
+    batches: Literal["reshuffled", "fixed"] = "reshuffled"
     bptt: int = _positive(35)  # language models: tokens per truncated-BPTT window
     tokenizer: Literal["words", "chars", "sentencepiece"] = "words"  # language models: what a token is
     spm_vocab_size: int = _positive(1000)  # sentencepiece, trained on the train split

@@ -266,6 +266,17 @@ def test_cnn_pool_padding_gives_the_max_of_kims_layout_every_sentence_padded_to_
     assert not np.allclose(model.features(batch), jnp.stack(kims), atol=1e-3)
 
 
+def test_kims_fixed_batches_give_epochs_of_whole_batches_that_cover_the_training_split(data_dir):
+    cfg = C.apply_overrides(C.get("trec_cnn:tiny"), ["data.batches=fixed", "data.batch_size=64"])
+    labels_N = np.asarray(classification.read_texts(cfg, data_dir)[0]["train"][1])
+    data = classification.load_data(cfg, data_dir)
+    assert data.steps_per_epoch == -(-len(labels_N) // 64)
+    it = iter(data.train)
+    epoch_labels = np.concatenate([next(it)["labels"] for _ in range(data.steps_per_epoch)])
+    counts, train_counts = (np.bincount(x, minlength=6) for x in (epoch_labels, labels_N))
+    assert len(epoch_labels) - len(labels_N) < 64 and (counts >= train_counts).all()  # every row, a few repeats
+
+
 def test_kims_vocabulary_gives_test_words_their_own_vectors_which_training_leaves_alone(data_dir):
     train_only = C.apply_overrides(C.get("trec_cnn:tiny"), ["data.max_vocab=0"])
     every = C.apply_overrides(train_only, ["data.vocab_from=all"])

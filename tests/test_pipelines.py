@@ -39,6 +39,23 @@ def test_train_iterator_resumes_exactly():
         np.testing.assert_array_equal(next(resumed)["labels"], want)
 
 
+def test_fixed_batches_are_made_once_topped_up_and_visited_in_a_new_order_each_epoch():
+    ds = pipelines.fixed_batches(_arrays(10), batch_size=4, seed=0)
+    it = iter(ds)
+    epochs = [[tuple(next(it)["labels"]) for _ in range(3)] for _ in range(4)]  # 10 rows + 2 repeats: 3 batches
+    for batches in epochs:
+        labels = np.concatenate(batches)
+        assert set(labels) == set(range(10)) and len(labels) == 12
+        assert sorted(map(sorted, batches)) == sorted(map(sorted, epochs[0]))  # the same batches every epoch
+    assert len({tuple(batches) for batches in epochs}) > 1  # in a new order
+    state = it.get_state()
+    expected = [next(it)["labels"] for _ in range(4)]
+    resumed = iter(ds)
+    resumed.set_state(state)
+    for want in expected:
+        np.testing.assert_array_equal(next(resumed)["labels"], want)
+
+
 def test_eval_batches_keep_every_row_once_with_zero_weight_padding():
     batches = list(pipelines.eval_batches(_arrays(10), batch_size=4))
     assert [b["labels"].shape[0] for b in batches] == [4, 4, 4]

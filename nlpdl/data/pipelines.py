@@ -55,6 +55,20 @@ def train_batches(arrays: dict[str, np.ndarray], batch_size: int, seed: int, pro
     return ds.map(lambda idx: _gather(arrays, np.asarray(idx)[rows])).to_iter_dataset(READ_OPTIONS)
 
 
+def fixed_batches(arrays: dict[str, np.ndarray], batch_size: int, seed: int, process_index: int = 0,
+                  process_count: int = 1) -> grain.IterDataset:
+    """Kim's (2014) code: the rows, topped up with randomly chosen ones to whole batches, permuted once and cut
+    into batches, which every epoch visits in a new order, endlessly; this process reads its rows of each."""
+    arrays, rows = with_weights(arrays), local_rows(batch_size, process_index, process_count)
+    n = len(arrays["weights"])
+    rng = np.random.default_rng(seed)
+    top_up = -n % batch_size
+    order = rng.permutation(np.concatenate([np.arange(n), rng.choice(n, top_up, replace=False)]))
+    batches_NBxB = order.reshape(-1, batch_size)
+    ds = grain.MapDataset.source(batches_NBxB).seed(seed).shuffle().repeat(None)
+    return ds.map(lambda idx: _gather(arrays, np.asarray(idx)[rows])).to_iter_dataset(READ_OPTIONS)
+
+
 def eval_batches(arrays: dict[str, np.ndarray], batch_size: int, process_index: int = 0,
                  process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
     """Every row once, in order, in full global batches (padding rows copy row 0 with weight 0); this

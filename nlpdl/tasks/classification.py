@@ -142,8 +142,13 @@ def load_data(cfg: ExperimentConfig, data_dir: Path) -> TaskData:
     process = dict(process_index=jax.process_index(), process_count=jax.process_count())
     evals = {name: (lambda s=split: pipelines.eval_batches(s, cfg.data.eval_batch_size, **process))
              for name, split in splits.items() if name != "train"}
-    return TaskData(train=pipelines.train_batches(train, batch_size, cfg.data.seed, **process), evals=evals,
-                    steps_per_epoch=max(train_size // batch_size, 1), batch_size=batch_size, spec=spec,
+    if cfg.data.batches == "fixed":
+        stream = pipelines.fixed_batches(train, batch_size, cfg.data.seed, **process)
+        steps_per_epoch = -(-train_size // batch_size)  # the topped-up last batch too
+    else:
+        stream = pipelines.train_batches(train, batch_size, cfg.data.seed, **process)
+        steps_per_epoch = max(train_size // batch_size, 1)
+    return TaskData(train=stream, evals=evals, steps_per_epoch=steps_per_epoch, batch_size=batch_size, spec=spec,
                     artifacts=artifacts)
 
 
