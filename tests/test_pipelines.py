@@ -26,17 +26,22 @@ def test_train_batches_cover_each_epoch_and_reshuffle():
     assert batch["tokens"].shape == (4, 5) and batch["weights"].tolist() == [1, 1, 1, 1]
 
 
+def _assert_resumes_exactly(ds, it, batches: int):
+    """A fresh iterator of `ds` given `it`'s state yields the next `batches` batches that `it` does."""
+    state = it.get_state()
+    expected = [next(it)["labels"] for _ in range(batches)]
+    resumed = iter(ds)
+    resumed.set_state(state)
+    for want in expected:
+        np.testing.assert_array_equal(next(resumed)["labels"], want)
+
+
 def test_train_iterator_resumes_exactly():
     ds = pipelines.train_batches(_arrays(10), batch_size=3, seed=1)
     it = iter(ds)
     for _ in range(5):
         next(it)
-    state = it.get_state()
-    expected = [next(it)["labels"] for _ in range(6)]
-    resumed = iter(ds)
-    resumed.set_state(state)
-    for want in expected:
-        np.testing.assert_array_equal(next(resumed)["labels"], want)
+    _assert_resumes_exactly(ds, it, 6)
 
 
 def test_fixed_batches_are_made_once_topped_up_and_visited_in_a_new_order_each_epoch():
@@ -48,12 +53,7 @@ def test_fixed_batches_are_made_once_topped_up_and_visited_in_a_new_order_each_e
         assert set(labels) == set(range(10)) and len(labels) == 12
         assert sorted(map(sorted, batches)) == sorted(map(sorted, epochs[0]))  # the same batches every epoch
     assert len({tuple(batches) for batches in epochs}) > 1  # in a new order
-    state = it.get_state()
-    expected = [next(it)["labels"] for _ in range(4)]
-    resumed = iter(ds)
-    resumed.set_state(state)
-    for want in expected:
-        np.testing.assert_array_equal(next(resumed)["labels"], want)
+    _assert_resumes_exactly(ds, it, 4)
 
 
 def test_eval_batches_keep_every_row_once_with_zero_weight_padding():
