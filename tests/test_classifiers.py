@@ -19,6 +19,7 @@ from nlpdl.models.cnn import CNNConfig
 from nlpdl.models.ffn import FFNConfig
 from nlpdl.models.rnn_classifier import RNNClassifierConfig
 from nlpdl.models.transformer_classifier import TransformerClassifierConfig
+from nlpdl.nn.dropout import LEVELS, keep_threshold
 from nlpdl.predict import predict_run
 from nlpdl.tasks import classification
 from nlpdl.train.checkpoint import Checkpointer
@@ -264,6 +265,19 @@ def test_cnn_pool_padding_gives_the_max_of_kims_layout_every_sentence_padded_to_
     np.testing.assert_allclose(model.features(batch), jnp.stack(kims), rtol=1e-5, atol=1e-6)
     model.pool_padding = False  # the default leaves the zero windows out, which here changes some features
     assert not np.allclose(model.features(batch), jnp.stack(kims), atol=1e-3)
+
+
+def test_cnn_with_kims_dropout_is_the_default_model_with_its_softmax_weights_scaled_by_the_keep_probability():
+    tokens_BxL, lengths_B = padded_batch()
+    batch = {"tokens": jnp.asarray(tokens_BxL), "lengths": jnp.asarray(lengths_B)}
+    kims = build_model(CNNConfig(embed_dim=8, maps=4, dropout_scaling="test"), SPEC, nnx.Rngs(0))
+    default = build_model(CNNConfig(embed_dim=8, maps=4), SPEC, nnx.Rngs(0))
+    keep = keep_threshold(0.5) / LEVELS
+    default.out.kernel[...] = kims.out.kernel[...] * keep
+    for train in (False, True):
+        np.testing.assert_allclose(kims(batch, train=train, rngs=nnx.Rngs(dropout=3)),
+                                   default(batch, train=train, rngs=nnx.Rngs(dropout=3)), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(kims(batch), build_model(CNNConfig(embed_dim=8, maps=4), SPEC, nnx.Rngs(0))(batch))
 
 
 def test_kims_fixed_batches_give_epochs_of_whole_batches_that_cover_the_training_split(data_dir):

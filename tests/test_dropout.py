@@ -44,6 +44,19 @@ def test_evaluation_passes_through_and_a_key_gives_one_mask():
     assert Dropout(0.5)(jnp.ones(()), deterministic=False, rngs=nnx.Rngs(dropout=0)).shape == ()
 
 
+def test_original_dropout_keeps_units_unscaled_and_scales_them_all_in_evaluation():
+    x = jax.random.normal(jax.random.PRNGKey(0), (16, 40))
+    keep = keep_threshold(0.5) / LEVELS
+    inverted, original = Dropout(0.5), Dropout(0.5, inverted=False)
+    a = inverted(x, deterministic=False, rngs=nnx.Rngs(dropout=4))
+    b = original(x, deterministic=False, rngs=nnx.Rngs(dropout=4))
+    assert 0 < int(jnp.sum(b == 0)) < x.size
+    np.testing.assert_array_equal(np.asarray(b) != 0, np.asarray(a) != 0)  # one key, one mask
+    np.testing.assert_allclose(b, jnp.where(b != 0, x, 0.0))
+    np.testing.assert_allclose(original(x, deterministic=True), x * keep, rtol=1e-6)
+    np.testing.assert_array_equal(inverted(x, deterministic=True), x)
+
+
 def test_masks_under_different_keys_are_independent_and_every_unit_is_kept_at_the_rate():
     keys = jax.random.split(jax.random.key(7), 400)
     masks = np.asarray(jax.vmap(lambda k: keep_mask(k, (8, 50), 0.5))(keys)).reshape(400, -1)

@@ -10,6 +10,8 @@ sentence's first and last words in every window position; windows that hold no w
 padding) are left out of the max, so a padded batch scores each sentence as it would be scored alone.
 `model.pool_padding` gives instead the max of Kim's code, which pads every sentence to the longest one and pools
 over all of it: there a window of zeros scores relu(bias), a floor under the map wherever such a window exists.
+`model.dropout_scaling=test` drops as Kim's code does (unscaled in training, scaled at test), which changes what
+the max-norm bounds.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ class CNNConfig(ModelConfig):
     out_init: Literal["lecun_normal", "zeros"] = "lecun_normal"  # the softmax layer's weights; Kim's code: zeros
     conv_init: Literal["lecun_normal", "kim"] = "lecun_normal"  # the filters; "kim": as his code (kim_conv_init)
     pool_padding: bool = False  # also max over the all-zero windows of Kim's layout (data.max_len words per sentence)
+    # "test": Kim's code's dropout, kept units unscaled in training and all scaled by 1 - dropout at test, so that
+    # optim.max_norm bounds his weights, which are 1 / (1 - dropout) times the default's ("inverted") for one function
+    dropout_scaling: Literal["inverted", "test"] = "inverted"
 
 
 def token_mask(tokens_BxL: jax.Array, lengths_B: jax.Array) -> jax.Array:
@@ -88,7 +93,7 @@ class KimCNN(nnx.Module):
                                         rngs=rngs, **({"kernel_init": kim_conv_init(w, cfg, spec, channels)}
                                                       if cfg.conv_init == "kim" else {}))
                                for w in cfg.widths])
-        self.dropout = Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout, inverted=cfg.dropout_scaling == "inverted")
         self.out = nnx.Linear(cfg.maps * len(cfg.widths), spec.num_outputs, rngs=rngs,
                               **({"kernel_init": nnx.initializers.zeros} if cfg.out_init == "zeros" else {}))
         self.widths = cfg.widths

@@ -58,17 +58,26 @@ def keep_mask(key: jax.Array, shape: tuple[int, ...], rate: float) -> jax.Array:
 
 
 class Dropout(nnx.Module):
-    def __init__(self, rate: float):
+    """`inverted=False` is the original dropout (Srivastava et al. 2014; Kim's code): kept units pass unscaled in
+    training and every unit is multiplied by the keep probability in evaluation. The two give the same function
+    up to a rescaling of the next layer's weights, but not the same training under a max-norm constraint on them
+    or an optimizer whose steps do not scale with the weights (Adadelta's)."""
+
+    def __init__(self, rate: float, *, inverted: bool = True):
         self.rate = rate
+        self.inverted = inverted
 
     def __call__(self, x: jax.Array, *, deterministic: bool, rngs: nnx.Rngs | None = None) -> jax.Array:
-        if deterministic or self.rate == 0.0 or x.size == 0:
+        if self.rate == 0.0 or x.size == 0:
             return x
+        keep = keep_threshold(self.rate) / LEVELS if self.rate < 1.0 else 0.0
+        if deterministic:
+            return x if self.inverted else x * jnp.asarray(keep, x.dtype)
         if self.rate >= 1.0:
             return jnp.zeros_like(x)
         if rngs is None:
             raise ValueError("dropout in training needs rngs with a 'dropout' stream")
-        keep = keep_threshold(self.rate) / LEVELS
         shape = x.shape if x.ndim else (1,)
         mask = keep_mask(rngs.dropout(), shape, self.rate).reshape(x.shape)
-        return jnp.where(mask, x / jnp.asarray(keep, x.dtype), jnp.zeros((), x.dtype))
+        kept = x / jnp.asarray(keep, x.dtype) if self.inverted else x
+        return jnp.where(mask, kept, jnp.zeros((), x.dtype))
