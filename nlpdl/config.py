@@ -106,6 +106,9 @@ class TrainConfig:
     checkpoint_every: int = _nonneg(0)  # 0: at every evaluation
     max_to_keep: int = _positive(3)
     best_metric: str = "accuracy"  # scored on the valid split
+    # also score the test split at every evaluation (metrics.jsonl split "test"), never to choose parameters: test
+    # curves, and the test score at each epoch that Kim's code recorded
+    eval_test: bool = False
     best_mode: Literal["max", "min"] = "max"
     # a valid score equal to the best keeps the earlier parameters ("first") or takes the later ones ("last": Kim's
     # code, which keeps the test score of the last epoch whose dev accuracy is >= the best)

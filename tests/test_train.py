@@ -33,6 +33,10 @@ def _run_cli(args, cwd, env_extra=None, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
+def _records(workdir: Path) -> list[dict]:
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
 def _final_state(workdir: Path):
     return checkpoint_state(workdir)
 
@@ -105,6 +109,18 @@ def test_tiny_run_learns_writes_its_dir_and_resumes_without_retraining(data_dir,
     again = train(cfg, tmp_path / "run", data_dir, progress=False)
     assert again == results
     assert (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() == [json.dumps(r) for r in records]
+
+
+def test_eval_test_logs_test_scores_beside_valid_without_changing_training_or_the_choice(data_dir, tmp_path):
+    cfg = C.apply_overrides(C.get("mr_ffn:tiny"), ["train.steps=40", "model.dropout=0.3"])
+    results = train(cfg, tmp_path / "plain", data_dir, progress=False)
+    logged = train(C.apply_overrides(cfg, ["train.eval_test=true"]), tmp_path / "logged", data_dir, progress=False)
+    plain, records = (_records(tmp_path / d) for d in ("plain", "logged"))
+    assert [r for r in records if r["split"] != "test"] == plain
+    tests = {r["step"]: r for r in records if r["split"] == "test"}
+    assert sorted(tests) == [r["step"] for r in plain if r["split"] == "valid"] == [20, 40]
+    assert logged == results
+    assert tests[results["best_step"]]["accuracy"] == pytest.approx(results["test"]["accuracy"])
 
 
 def test_different_config_is_refused_unless_allowed(data_dir, tmp_path):

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from nlpdl.report.sweeps import GroupSummary, SweepSummary
 
 DEFAULT_METRICS = ("loss", "accuracy", "perplexity")
-SPLIT_STYLES = {"train": "-", "valid": "--"}
+SPLIT_STYLES = {"train": "-", "valid": "--", "test": ":"}
 LOG_SCALE = {"perplexity"}  # starts near the vocabulary size, ends near 100
 
 
@@ -51,7 +51,7 @@ def run_label(run_dir: Path) -> str:
 
 
 def plot_runs(run_dirs: Sequence[Path], out: Path, metrics: Sequence[str] | None = None) -> Path:
-    """One subplot per metric; train solid, valid dashed, one colour per run. Returns `out`."""
+    """One subplot per metric; train solid, valid dashed, test dotted, one colour per run. Returns `out`."""
     run_dirs = [Path(d) for d in run_dirs]
     if not run_dirs:
         raise ValueError("plot_runs needs at least one run dir")
@@ -80,7 +80,9 @@ def plot_runs(run_dirs: Sequence[Path], out: Path, metrics: Sequence[str] | None
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
     handles = [Line2D([], [], color=c, label=run_label(d)) for c, d in zip(palette, run_dirs)]
-    handles += [Line2D([], [], color="grey", linestyle=s, label=split) for split, s in SPLIT_STYLES.items()]
+    logged_splits = {r["split"] for rs in records for r in rs}
+    handles += [Line2D([], [], color="grey", linestyle=s, label=split) for split, s in SPLIT_STYLES.items()
+                if split in logged_splits]
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), fontsize="small")
     return save(fig, out)
 

@@ -230,10 +230,13 @@ def improves(value: float, best: float | None, mode: str, ties: str) -> bool:
 
 def _evaluate_and_track(t: Trainer, run: RunDir, ckpt: Checkpointer, state: TrainState, step: int, meta: dict,
                         bar: tqdm) -> dict:
-    """Scores the valid split; saves the parameters when they beat the best so far."""
+    """Scores the valid split (and test with `train.eval_test`); saves the parameters when they beat the best so
+    far on valid."""
+    cfg = t.cfg
+    if cfg.train.eval_test and "test" in t.data.evals:
+        run.log({"step": step, "split": "test", **t.evaluate(state.params, "test")})
     if "valid" not in t.data.evals:
         return meta
-    cfg = t.cfg
     scores = t.evaluate(state.params, "valid")
     run.log({"step": step, "split": "valid", **scores})
     value = scores[cfg.train.best_metric]
