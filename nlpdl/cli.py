@@ -38,7 +38,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="an axis; several --grid axes form their product")
     sweep.add_argument("--zip", action="append", default=[], metavar="KEY=V1,V2",
                        help="axes taken in lockstep (equal lengths), crossed with the grid")
-    sweep.add_argument("--seeds", type=int, help="seeds per point (train.seed = 0..N-1)")
+    sweep.add_argument("--seeds", type=int, help="seeds per point (each seed key = 0..N-1)")
+    sweep.add_argument("--seed-keys", metavar="KEY,KEY",
+                       help="config keys the seed sets (default train.seed); train.seed,data.seed also draws the "
+                       "batch order and the dev split / CV folds per seed")
     sweep.add_argument("--sweep-dir", help="where the points' run dirs go (default: runs/sweeps/...)")
     sweep.add_argument("--emit", action="store_true", help="print one `nlpdl train` line per point, run nothing")
     sweep.add_argument("--data-dir")
@@ -134,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "sweep":
             commands.sweep(args.name, args.overrides, declared=args.sweep, grid=args.grid, zipped=args.zip,
                            seeds=args.seeds, sweep_dir=args.sweep_dir, emit=args.emit, data_dir=args.data_dir,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, seed_keys=args.seed_keys)
         elif args.command == "eval":
             commands.evaluate(args.run_dir, args.split, args.data_dir)
         elif args.command == "sample":

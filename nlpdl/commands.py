@@ -52,8 +52,8 @@ def train(name: str, overrides: list[str], *, workdir: str | None = None, data_d
 
 def sweep(name: str, overrides: list[str], *, declared: str | None = None, grid: list[str] = (),
           zipped: list[str] = (), seeds: int | None = None, sweep_dir: str | None = None, emit: bool = False,
-          data_dir: str | None = None, progress: bool = True) -> None:
-    spec = sweeps.resolve_sweep(name, declared, list(grid), list(zipped), seeds, overrides)
+          data_dir: str | None = None, progress: bool = True, seed_keys: str | None = None) -> None:
+    spec = sweeps.resolve_sweep(name, declared, list(grid), list(zipped), seeds, overrides, seed_keys)
     path = Path(sweep_dir) if sweep_dir else sweeps.default_sweep_dir(name, declared, spec)
     if emit:
         print("\n".join(sweeps.emit_lines(name, spec, path)))

@@ -48,7 +48,10 @@ class DataConfig:
     num_folds: int = _positive(10)
     fold: int = _nonneg(0)
     valid_fraction: float = field(default=0.1, metadata={"min": 0.0, "max": 0.5})
-    seed: int = 0  # split and shuffle order; independent of the model seed
+    seed: int = 0  # shuffle order, and the splits unless split_seed is set; independent of the model seed
+    # CV fold assignment and the held-out dev rows (datasets without a standard dev set); None: data.seed.
+    # Sets apart which split a score is measured on from which batch order trained it.
+    split_seed: int | None = None
     phrases: bool = True  # SST: also train on every labelled phrase of the training trees (Kim 2014)
     # sentence datasets: "none" splits the files' text on whitespace; "kim" first cleans it as Kim's (2014) code did
     # (nlpdl/data/tokenizers.py: kim_clean)
@@ -158,6 +161,9 @@ class Sweep:
     pooled: dict[str, tuple[str, ...]] = field(default_factory=dict)
     seeds: int = 1
     overrides: tuple[str, ...] = ()  # applied to every point
+    # the config keys each seed index sets: ("train.seed", "data.seed") also draws the batch order and the
+    # splits per seed, so the spread covers them too
+    seed_keys: tuple[str, ...] = ("train.seed",)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ with results.json is finished and skipped on a re-run; an interrupted one resume
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -22,10 +23,11 @@ from nlpdl.tasks import get_task
 class Point:
     values: dict[str, str]  # axis -> value, in axis order
     seed: int
+    seed_keys: tuple[str, ...] = ("train.seed",)  # each set to `seed`
 
     @property
     def overrides(self) -> list[str]:
-        return [f"{k}={v}" for k, v in self.values.items()] + [f"train.seed={self.seed}"]
+        return [f"{k}={v}" for k, v in self.values.items()] + [f"{k}={self.seed}" for k in self.seed_keys]
 
     @property
     def name(self) -> str:
@@ -54,12 +56,29 @@ def expand(sweep: C.Sweep) -> list[Point]:
     zipped = [dict(zip(sweep.zip, vs)) for vs in zip(*sweep.zip.values())] or [{}]
     product = [dict(zip(sweep.grid, vs)) for vs in itertools.product(*sweep.grid.values())]
     pooled = [dict(zip(sweep.pooled, vs)) for vs in itertools.product(*sweep.pooled.values())]
-    return [Point({**g, **z, **p}, seed) for g in product for z in zipped for p in pooled
+    return [Point({**g, **z, **p}, seed, sweep.seed_keys) for g in product for z in zipped for p in pooled
             for seed in range(sweep.seeds)]
 
 
+def parse_seed_keys(text: str | None, sweep: C.Sweep) -> tuple[str, ...]:
+    """"train.seed,data.seed" -> ("train.seed", "data.seed"); None keeps the sweep's own."""
+    if text is None:
+        return sweep.seed_keys
+    keys = tuple(k.strip() for k in text.split(",") if k.strip())
+    if not keys or len(set(keys)) != len(keys):
+        raise C.ConfigError(f"--seed-keys {text!r} needs one or more distinct keys, e.g. train.seed,data.seed.")
+    not_seeds = [k for k in keys if not k.endswith("seed")]
+    if not_seeds:
+        raise C.ConfigError(f"--seed-keys takes seeds (train.seed, data.seed, data.split_seed), not "
+                            f"{', '.join(not_seeds)}: sweep other keys with --grid.")
+    swept = set(keys) & {*sweep.grid, *sweep.zip, *sweep.pooled}
+    if swept:
+        raise C.ConfigError(f"{', '.join(sorted(swept))} is both an axis and a seed key: drop it from one.")
+    return keys
+
+
 def resolve_sweep(spec: str, declared: str | None, grid: list[str], zipped: list[str], seeds: int | None,
-                  overrides: list[str]) -> C.Sweep:
+                  overrides: list[str], seed_keys: str | None = None) -> C.Sweep:
     """A declared sweep of the experiment, extended or replaced by command-line axes."""
     base = C.Sweep()
     if declared:
@@ -70,7 +89,8 @@ def resolve_sweep(spec: str, declared: str | None, grid: list[str], zipped: list
         base = exp.sweeps[declared]
     sweep = C.Sweep(grid={**base.grid, **parse_axes(grid, "--grid")}, zip={**base.zip, **parse_axes(zipped, "--zip")},
                     pooled=dict(base.pooled), seeds=seeds or base.seeds,
-                    overrides=tuple(base.overrides) + tuple(overrides))
+                    overrides=tuple(base.overrides) + tuple(overrides), seed_keys=base.seed_keys)
+    sweep = dataclasses.replace(sweep, seed_keys=parse_seed_keys(seed_keys, sweep))
     if not sweep.grid and not sweep.zip and not sweep.pooled and sweep.seeds < 2:
         raise C.ConfigError("a sweep needs at least one --grid or --zip axis, a declared --sweep, or --seeds >= 2.")
     return sweep
@@ -78,6 +98,8 @@ def resolve_sweep(spec: str, declared: str | None, grid: list[str], zipped: list
 
 def default_sweep_dir(spec: str, declared: str | None, sweep: C.Sweep) -> Path:
     label = declared or "+".join([*sweep.grid, *sweep.zip, *sweep.pooled]) or "seeds"
+    if sweep.seed_keys != C.Sweep.seed_keys:
+        label += "-seeding=" + "+".join(sweep.seed_keys)
     return Path("runs") / "sweeps" / safe_name(",".join([spec.replace(":", "-"), *sweep.overrides]) + "-" + label)
 
 
@@ -97,10 +119,11 @@ def write_manifest(spec: str, sweep: C.Sweep, sweep_dir: Path, points: list[tupl
     manifest = {"experiment": spec, "base_overrides": list(sweep.overrides),
                 "axes": {k: list(v) for k, v in {**sweep.grid, **sweep.zip}.items()},
                 "pooled": {k: list(v) for k, v in sweep.pooled.items()}, "seeds": list(range(sweep.seeds)),
+                "seed_keys": list(sweep.seed_keys),
                 "points": [{"name": p.name, "values": p.values, "seed": p.seed} for p, _ in points],
                 "metric": cfg.train.best_metric, "mode": cfg.train.best_mode}
     path = sweep_dir / "sweep.json"
-    if path.exists() and json.loads(path.read_text()) != manifest:
+    if path.exists() and {"seed_keys": list(C.Sweep.seed_keys), **json.loads(path.read_text())} != manifest:
         raise C.ConfigError(f"{sweep_dir} holds a different sweep; choose another --sweep-dir.")
     sweep_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")

@@ -57,3 +57,28 @@ def test_loss_and_accuracy_ignore_zero_weight_rows():
 def jax_softmax(x):
     e = jnp.exp(x - x.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
+
+
+def _valid_sentences(cfg, data_dir):
+    return classification.read_texts(cfg, data_dir)[0]["valid"][0]
+
+
+def test_split_seed_sets_the_dev_split_apart_from_the_batch_order(data_dir):
+    base = C.get("trec_cnn:tiny")
+    fixed_split = C.apply_overrides(base, ["data.split_seed=0", "data.seed=5"])
+    assert _valid_sentences(fixed_split, data_dir) == _valid_sentences(base, data_dir)
+    assert _valid_sentences(C.apply_overrides(base, ["data.seed=5"]), data_dir) != _valid_sentences(base, data_dir)
+    assert (_valid_sentences(C.apply_overrides(base, ["data.split_seed=5"]), data_dir)
+            == _valid_sentences(C.apply_overrides(base, ["data.seed=5"]), data_dir))
+    first = [next(iter(classification.load_data(cfg, data_dir).train))["tokens"] for cfg in (base, fixed_split)]
+    assert not np.array_equal(*first)  # same split, another batch order
+
+
+def test_split_seed_draws_the_cv_folds(data_dir):
+    base = C.get("mr_ffn:tiny")
+    test_sets = {seeds: next(classification.load_data(C.apply_overrides(base, list(seeds)), data_dir)
+                             .evals["test"]())["tokens"]
+                 for seeds in [(), ("data.seed=4",), ("data.split_seed=0", "data.seed=4"), ("data.split_seed=4",)]}
+    assert np.array_equal(test_sets[()], test_sets[("data.split_seed=0", "data.seed=4")])
+    assert np.array_equal(test_sets[("data.seed=4",)], test_sets[("data.split_seed=4",)])
+    assert not np.array_equal(test_sets[()], test_sets[("data.seed=4",)])

@@ -76,3 +76,55 @@ def test_missing_data_fails_before_the_sweep_writes_anything(tmp_path):
     with pytest.raises(DataError, match="missing data file"):
         commands.sweep("mr_ffn:tiny", [], seeds=2, sweep_dir=str(tmp_path / "s"), data_dir=str(tmp_path / "nodata"))
     assert not (tmp_path / "s").exists()
+
+
+def test_seed_keys_set_every_key_to_the_seed_and_name_the_sweep_dir():
+    sweep = sweeps.resolve_sweep("trec_cnn", None, [], [], 3, [], "train.seed,data.seed")
+    points = sweeps.expand(sweep)
+    assert [p.overrides for p in points] == [[f"train.seed={k}", f"data.seed={k}"] for k in range(3)]
+    cfgs = [cfg for _, cfg in sweeps.plan("trec_cnn", sweep)]
+    assert [(c.train.seed, c.data.seed) for c in cfgs] == [(0, 0), (1, 1), (2, 2)]
+    default = sweeps.resolve_sweep("trec_cnn", None, [], [], 3, [])
+    assert default.seed_keys == ("train.seed",)
+    assert [c.data.seed for _, c in sweeps.plan("trec_cnn", default)] == [0] * 3
+    assert sweeps.default_sweep_dir("trec_cnn", None, sweep) != sweeps.default_sweep_dir("trec_cnn", None, default)
+
+
+@pytest.mark.parametrize("keys, match", [(",", "one or more distinct keys"),
+                                         ("train.seed,train.seed", "one or more distinct keys"),
+                                         ("train.seed,model.hidden", "takes seeds .* not model.hidden"),
+                                         ("train.seed,data.seed", "both an axis and a seed key")])
+def test_bad_seed_keys_are_refused(keys, match):
+    with pytest.raises(C.ConfigError, match=match):
+        sweeps.resolve_sweep("xor:tiny", None, ["data.seed=4,8"], [], 2, [], keys)
+
+
+def test_an_unknown_seed_key_fails_before_anything_runs(tmp_path):
+    with pytest.raises(C.ConfigError, match="unknown config key 'data.shuffle_seed'"):
+        commands.sweep("xor:tiny", [], seeds=2, seed_keys="train.seed,data.shuffle_seed", sweep_dir=str(tmp_path / "s"))
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_data_seed_sweep_records_its_keys_and_refuses_another_seeding_in_its_dir(data_dir, tmp_path):
+    args = dict(seeds=2, sweep_dir=str(tmp_path / "s"), data_dir=str(data_dir), progress=False)
+    commands.sweep("xor:tiny", ["train.steps=5"], seed_keys="train.seed,data.seed", **args)
+    sweep_dir = tmp_path / "s"
+    assert json.loads((sweep_dir / "sweep.json").read_text())["seed_keys"] == ["train.seed", "data.seed"]
+    for k in range(2):
+        saved = json.loads((sweep_dir / f"seed={k}" / "config.json").read_text())
+        assert saved["train"]["seed"] == saved["data"]["seed"] == k
+    assert "each sets `train.seed`, `data.seed`" in (sweep_dir / "report.md").read_text()
+    with pytest.raises(C.ConfigError, match="holds a different sweep"):
+        commands.sweep("xor:tiny", ["train.steps=5"], **args)
+
+
+def test_a_sweep_dir_written_before_seed_keys_still_resumes(data_dir, tmp_path, capsys):
+    args = dict(seeds=2, sweep_dir=str(tmp_path / "s"), data_dir=str(data_dir), progress=False)
+    commands.sweep("xor:tiny", ["train.steps=5"], **args)
+    path = tmp_path / "s" / "sweep.json"
+    old = json.loads(path.read_text())
+    del old["seed_keys"]
+    path.write_text(json.dumps(old))
+    capsys.readouterr()
+    commands.sweep("xor:tiny", ["train.steps=5"], **args)
+    assert capsys.readouterr().out.count("finished, skipped") == 2

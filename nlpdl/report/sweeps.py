@@ -44,6 +44,7 @@ class SweepSummary:
     mode: str  # "max" or "min": which way the headline metric is better
     groups: tuple[GroupSummary, ...]
     pooled: dict[str, list] = field(default_factory=dict)  # axes averaged over like seeds (CV folds)
+    seed_keys: tuple[str, ...] = ("train.seed",)  # the config keys each seed set
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -112,7 +113,8 @@ def summarize_sweep(sweep_dir: Path) -> SweepSummary:
         sweep_dir=sweep_dir, experiment=sweep.get("experiment", sweep_dir.name),
         base_overrides=tuple(sweep.get("base_overrides", ())), axes=dict(axes),
         seeds=tuple(sweep.get("seeds") or sorted({p["seed"] for p in points})),
-        metric=sweep.get("metric", "accuracy"), mode=mode, groups=tuple(groups), pooled=sweep.get("pooled", {}))
+        metric=sweep.get("metric", "accuracy"), mode=mode, groups=tuple(groups), pooled=sweep.get("pooled", {}),
+        seed_keys=tuple(sweep.get("seed_keys", ("train.seed",))))
 
 
 def best_groups(summary: SweepSummary) -> list[int]:
@@ -151,7 +153,7 @@ def render_report(summary: SweepSummary, figures: Sequence[Path] = ()) -> str:
         f"# Sweep report: {summary.experiment}", "",
         f"- base overrides: {overrides}",
         "- axes: " + (", ".join(f"`{a}` ({', '.join(map(str, v))})" for a, v in summary.axes.items()) or "none"),
-        f"- seeds: {', '.join(map(str, summary.seeds))}",
+        f"- seeds: {', '.join(map(str, summary.seeds))} (each sets {', '.join(f'`{k}`' for k in summary.seed_keys)})",
         *(f"- pooled like seeds: `{a}` ({', '.join(map(str, v))})" for a, v in summary.pooled.items()),
         (f"- best row in bold: {summary.metric} on {summary.selection_split} ({summary.mode} is better); "
          f"cells are mean ± sample std over finished runs (seeds{' and pooled axes' if summary.pooled else ''})"),

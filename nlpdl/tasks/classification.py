@@ -36,9 +36,14 @@ def _xor_splits(cfg: ExperimentConfig, data_dir: Path) -> tuple[dict[str, Split]
 Texts = dict[str, tuple[list[str], np.ndarray]]  # split -> (sentences, labels)
 
 
+def split_seed(data: DataConfig) -> int:
+    """The seed of the CV folds and the held-out dev rows: `data.split_seed`, else `data.seed`."""
+    return data.seed if data.split_seed is None else data.split_seed
+
+
 def _holdout(train_idx: np.ndarray, cfg: ExperimentConfig) -> tuple[np.ndarray, np.ndarray]:
-    """`valid_fraction` of the training rows (shuffled with data.seed) as valid; returns (train, valid)."""
-    train_idx = np.random.default_rng(cfg.data.seed + 1).permutation(train_idx)
+    """`valid_fraction` of the training rows (shuffled with the split seed) as valid; returns (train, valid)."""
+    train_idx = np.random.default_rng(split_seed(cfg.data) + 1).permutation(train_idx)
     num_valid = int(round(len(train_idx) * cfg.data.valid_fraction))
     return train_idx[num_valid:], train_idx[:num_valid]
 
@@ -52,7 +57,7 @@ def _cv_texts(cfg: ExperimentConfig, data_dir: Path) -> tuple[Texts, int]:
     is held out."""
     d = cfg.data
     sentences, labels = read_polarity(data_dir, d.dataset)
-    rest, test = kfold_split(len(sentences), d.num_folds, d.fold, d.seed)
+    rest, test = kfold_split(len(sentences), d.num_folds, d.fold, split_seed(d))
     train, valid = _holdout(rest, cfg)
     return {name: _pick(sentences, labels, idx) for name, idx in
             (("train", train), ("valid", valid), ("test", test))}, 2
