@@ -50,9 +50,11 @@ def summarize(out_dir: Path, names: list[str]) -> list[dict]:
     return rows
 
 
-def render(dataset: str, rows: list[dict], overrides: list[str], figure: str) -> str:
+def render(dataset: str, rows: list[dict], overrides: list[str], figure: str,
+           seed_keys: tuple[str, ...] = C.Sweep.seed_keys) -> str:
     lines = [f"# Architecture ablation on {dataset}", "",
              f"- overrides: {', '.join(f'`{o}`' for o in overrides) or 'none'}",
+             f"- seeds: each sets {', '.join(f'`{k}`' for k in seed_keys)}",
              "- accuracy: mean ± sample std over seeds, of each run's best-on-valid parameters; training time: "
              "wall seconds of the training loop (evaluations included), mean ± std", "",
              "| experiment | runs | test accuracy | valid accuracy | parameters | training time (s) |",
@@ -82,9 +84,10 @@ def plot(dataset: str, rows: list[dict], out: Path) -> Path:
 
 
 def run_ablation(dataset: str, out_dir: Path, data_dir: Path, *, seeds: int = 3, models: tuple[str, ...] = MODELS,
-                 variant: str = "", overrides: list[str] = (), progress: bool = True) -> list[Path]:
+                 variant: str = "", overrides: list[str] = (), progress: bool = True,
+                 seed_keys: tuple[str, ...] = C.Sweep.seed_keys) -> list[Path]:
     names = experiments(dataset, models, variant)
-    sweep = C.Sweep(seeds=seeds, overrides=tuple(overrides))
+    sweep = C.Sweep(seeds=seeds, overrides=tuple(overrides), seed_keys=seed_keys)
     for name in names:
         sweeps.plan(name, sweep)  # a bad override fails before anything trains
     for name in names:
@@ -93,5 +96,5 @@ def run_ablation(dataset: str, out_dir: Path, data_dir: Path, *, seeds: int = 3,
     rows = summarize(out_dir, names)
     figure = plot(dataset, rows, out_dir / "ablation.png")
     report = out_dir / "ablation.md"
-    atomic_write_text(report, render(dataset, rows, list(overrides), figure.name))
+    atomic_write_text(report, render(dataset, rows, list(overrides), figure.name, seed_keys))
     return [figure, report]

@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     ablate.add_argument("dataset", help="e.g. sst2: trains sst2_ffn, sst2_cnn, sst2_lstm, ...")
     ablate.add_argument("overrides", nargs="*", help="key.path=value, applied to every run")
     ablate.add_argument("--seeds", type=int, default=3)
+    ablate.add_argument("--seed-keys", metavar="KEY,KEY", help="config keys the seed sets (as for sweep)")
     ablate.add_argument("--models", help="comma-separated (default: ffn,cnn,lstm,gru,bilstm,transformer)")
     ablate.add_argument("--variant", default="", help="e.g. tiny")
     ablate.add_argument("--out-dir", help="default: runs/ablations/DATASET")
@@ -145,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                             args.data_dir)
         elif args.command == "ablate":
             commands.ablate(args.dataset, args.overrides, seeds=args.seeds, models=args.models, variant=args.variant,
-                            out_dir=args.out_dir, data_dir=args.data_dir, progress=not args.no_progress)
+                            out_dir=args.out_dir, data_dir=args.data_dir, progress=not args.no_progress,
+                            seed_keys=args.seed_keys)
         elif args.command == "word2vec":
             commands.word2vec(args.overrides, args.workdir, args.data_dir)
         elif args.command == "glove":

@@ -112,16 +112,19 @@ def predict(run_dir: str, sentences: list[str], data_dir: str | None = None) -> 
 
 
 def ablate(dataset: str, overrides: list[str], *, seeds: int = 3, models: str | None = None, variant: str = "",
-           out_dir: str | None = None, data_dir: str | None = None, progress: bool = True) -> None:
+           out_dir: str | None = None, data_dir: str | None = None, progress: bool = True,
+           seed_keys: str | None = None) -> None:
     from nlpdl.ablation import MODELS, run_ablation
 
     if seeds < 1:
         raise C.ConfigError("--seeds must be >= 1.")
+    keys = sweeps.parse_seed_keys(seed_keys, C.Sweep())
     chosen = tuple(m.strip() for m in models.split(",") if m.strip()) if models else MODELS
+    seeding = [] if keys == C.Sweep.seed_keys else ["seeding=" + "+".join(keys)]
     path = Path(out_dir) if out_dir else Path("runs") / "ablations" / sweeps.safe_name(
-        ",".join([dataset + (f"-{variant}" if variant else ""), *overrides]))
+        ",".join([dataset + (f"-{variant}" if variant else ""), *overrides, *seeding]))
     written = run_ablation(dataset, path, resolve_data_dir(data_dir), seeds=seeds, models=chosen, variant=variant,
-                           overrides=overrides, progress=progress)
+                           overrides=overrides, progress=progress, seed_keys=keys)
     print("ablation: " + ", ".join(str(p) for p in written))
 
 

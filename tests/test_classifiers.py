@@ -173,6 +173,18 @@ def test_ablation_trains_each_architecture_over_seeds_and_writes_table_and_chart
     assert not (tmp_path / "x").exists()
 
 
+def test_an_ablation_with_seed_keys_draws_the_data_seed_per_seed_too(data_dir, tmp_path):
+    out = tmp_path / "ablation"
+    assert nlpdl_main(["ablate", "trec", "train.steps=2", "train.eval_every=2", "--variant", "tiny", "--seeds", "2",
+                       "--models", "ffn", "--seed-keys", "train.seed,data.seed", "--out-dir", str(out),
+                       "--data-dir", str(data_dir), "--no-progress"]) == 0
+    for k in range(2):
+        saved = json.loads((out / "trec_ffn_tiny" / f"seed={k}" / "config.json").read_text())
+        assert saved["train"]["seed"] == saved["data"]["seed"] == k
+    table = (out / "ablation.md").read_text()
+    assert "- seeds: each sets `train.seed`, `data.seed`" in table and "| trec_ffn:tiny | 2/2 |" in table
+
+
 def test_folds_sweep_runs_every_fold_and_reports_their_mean_and_std(data_dir, tmp_path, capsys):
     out = tmp_path / "folds"
     assert nlpdl_main(["sweep", "cr_ffn:tiny", "train.steps=2", "train.eval_every=2", "--sweep", "folds",
