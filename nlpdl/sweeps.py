@@ -110,8 +110,11 @@ def plan(spec: str, sweep: C.Sweep) -> list[tuple[Point, C.ExperimentConfig]]:
 
 
 def emit_lines(spec: str, sweep: C.Sweep, sweep_dir: Path) -> list[str]:
+    """One `nlpdl train` line per point; writes only sweep.json, so `nlpdl report` reads the runs once they finish."""
+    points = plan(spec, sweep)
+    write_manifest(spec, sweep, sweep_dir, points)
     return [shlex.join(["nlpdl", "train", spec, *sweep.overrides, *p.overrides, "--workdir", str(sweep_dir / p.name)])
-            for p, _ in plan(spec, sweep)]
+            for p, _ in points]
 
 
 def write_manifest(spec: str, sweep: C.Sweep, sweep_dir: Path, points: list[tuple[Point, C.ExperimentConfig]]):

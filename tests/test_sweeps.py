@@ -1,6 +1,7 @@
-"""Sweeps: expansion, early validation, --emit, and a 2x2x2-seed sweep that reports and skips on re-run."""
+"""Sweeps: expansion, early validation, --emit (and reporting its runs), and a 2x2x2-seed sweep that reports and skips on re-run."""
 
 import json
+import shlex
 
 import pytest
 
@@ -45,7 +46,23 @@ def test_emit_prints_one_train_line_per_point_and_runs_nothing(tmp_path, capsys)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 4 and all(line.startswith("nlpdl train xor:tiny train.steps=20 model.hidden=") for line in lines)
     assert lines[1].endswith(f"train.seed=1 --workdir {tmp_path}/s/model.hidden=4,seed=1")
-    assert not (tmp_path / "s").exists()
+    assert [p.name for p in (tmp_path / "s").iterdir()] == ["sweep.json"]
+
+
+def test_report_reads_the_runs_of_emitted_lines_once_they_finish(tmp_path, capsys):
+    from nlpdl import cli
+
+    commands.sweep("xor:tiny", ["train.steps=20"], grid=["model.hidden=4,8"], seeds=2, sweep_dir=str(tmp_path / "s"),
+                   emit=True)
+    lines = capsys.readouterr().out.strip().splitlines()
+    for line in lines[:3]:  # as a scheduler would run them, one left unfinished
+        assert cli.main([*shlex.split(line)[1:], "--no-progress"]) == 0
+    assert cli.main(["report", str(tmp_path / "s")]) == 0
+    report = (tmp_path / "s" / "report.md").read_text()
+    assert "2/2" in report and "1/2" in report and "`model.hidden=8,seed=1`" in report
+    with pytest.raises(C.ConfigError, match="holds a different sweep"):
+        commands.sweep("xor:tiny", ["train.steps=20"], grid=["model.hidden=4,8"], seeds=3,
+                       sweep_dir=str(tmp_path / "s"), emit=True)
 
 
 def test_two_by_two_by_two_seed_sweep_reports_and_a_rerun_skips_every_point(data_dir, tmp_path, capsys):
