@@ -123,6 +123,19 @@ def test_eval_test_logs_test_scores_beside_valid_without_changing_training_or_th
     assert tests[results["best_step"]]["accuracy"] == pytest.approx(results["test"]["accuracy"])
 
 
+def test_each_invocation_records_its_environment_and_keeps_the_earlier_ones(data_dir, tmp_path):
+    cfg = C.apply_overrides(C.get("xor:tiny"), ["train.steps=20"])
+    train(cfg, tmp_path, data_dir, progress=False)
+    train(C.apply_overrides(cfg, ["train.steps=40"]), tmp_path, data_dir, progress=False, allow_config_change=True)
+    first, second = [json.loads(line) for line in (tmp_path / "environment.jsonl").read_text().splitlines()]
+    assert (first["start_step"], second["start_step"]) == (0, 20)
+    assert first["versions"]["jax"] == jax.__version__ and first["device_count"] == jax.device_count()
+    assert first["backend"] == jax.default_backend() and first["process_count"] == 1
+    if (REPO / ".git").exists():  # run from a checkout: the commit it is at
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        assert first["nlpdl_commit"].removesuffix("+dirty") == head
+
+
 def test_different_config_is_refused_unless_allowed(data_dir, tmp_path):
     cfg = C.apply_overrides(C.get("xor:tiny"), ["train.steps=20"])
     train(cfg, tmp_path, data_dir, progress=False)

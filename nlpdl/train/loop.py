@@ -25,6 +25,7 @@ from nlpdl import config as C
 from nlpdl import parallel
 from nlpdl.models import build_model
 from nlpdl.tasks import TaskData, get_task
+from nlpdl.train import environment
 from nlpdl.train.checkpoint import Checkpointer
 from nlpdl.train.optim import make_optimizer, make_schedule
 from nlpdl.train.rundir import RunDir
@@ -211,6 +212,7 @@ def _open_run(t: Trainer, run: RunDir, allow_config_change: bool,
     elif run.writer:
         print(f"resumed {run.path} from step {start}")
     run.write_config(t.cfg)
+    run.record_environment(environment.describe(start))
     run.save_artifacts(t.data.artifacts)
     # What a killed run wrote after its last complete checkpoint is written again, identically.
     ckpt.drop_best_after(start)

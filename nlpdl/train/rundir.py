@@ -1,4 +1,4 @@
-"""A run's work dir: config.json, metrics.jsonl, results.json, tokenizer files, checkpoints.
+"""A run's work dir: config.json, metrics.jsonl, results.json, environment.jsonl, tokenizer files, checkpoints.
 
 Nothing in it is overwritten silently: a different config is refused unless the user allows the change,
 and then the old config is kept beside the new one.
@@ -122,6 +122,12 @@ class RunDir:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+
+    def record_environment(self, record: dict) -> None:
+        """Appends one invocation's environment (train/environment.py) to environment.jsonl; earlier lines stay."""
+        if self.writer:
+            with (self.path / "environment.jsonl").open("a") as f:
+                f.write(json.dumps(record) + "\n")
 
     def read_train_seconds(self) -> float:
         """Training wall time of the earlier invocations of this run (0 for a new run)."""
