@@ -2,6 +2,7 @@
 
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from conftest import checkpoint_state, xla_flags
 from nlpdl import config as C
 from nlpdl import parallel
 from nlpdl.train.checkpoint import CheckpointError, check_shapes
+from nlpdl.train.environment import cpu_model
 from nlpdl.train.loop import NonFiniteLoss, build_trainer, improves, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,9 +133,20 @@ def test_each_invocation_records_its_environment_and_keeps_the_earlier_ones(data
     assert (first["start_step"], second["start_step"]) == (0, 20)
     assert first["versions"]["jax"] == jax.__version__ and first["device_count"] == jax.device_count()
     assert first["backend"] == jax.default_backend() and first["process_count"] == 1
+    assert first["cpu_model"] and first["hostname"] == platform.node()
     if (REPO / ".git").exists():  # run from a checkout: the commit it is at
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
         assert first["nlpdl_commit"].removesuffix("+dirty") == head
+
+
+def test_cpu_model_is_linuxs_model_name_else_platforms(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n\n"
+                       "processor\t: 1\nmodel name\t: AMD EPYC 7B13\n")
+    assert cpu_model(cpuinfo) == "AMD EPYC 7B13"
+    cpuinfo.write_text("processor\t: 0\nCPU implementer\t: 0x41\n")  # ARM Linux names no model
+    assert cpu_model(cpuinfo) == (platform.processor() or platform.machine())
+    assert cpu_model(tmp_path / "absent") == (platform.processor() or platform.machine())
 
 
 def test_different_config_is_refused_unless_allowed(data_dir, tmp_path):

@@ -38,6 +38,18 @@ def _git_commit(path: Path) -> str | None:
         return None
 
 
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The processor's name ("AMD EPYC 7B13"): Linux's first `model name`, else what `platform` knows."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def describe(start_step: int) -> dict:
     """This process's environment; `start_step` is the step the invocation starts from (0 for a new run)."""
     devices = jax.devices()
@@ -51,6 +63,8 @@ def describe(start_step: int) -> dict:
         "device_kind": devices[0].device_kind,
         "device_count": jax.device_count(),
         "process_count": jax.process_count(),
+        "hostname": platform.node(),
+        "cpu_model": cpu_model(),
         "host_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
