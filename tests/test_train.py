@@ -232,6 +232,21 @@ def test_sigkilled_run_resumes_bitwise_equal(data_dir, tmp_path):
     assert json.loads((killed / "results.json").read_text()) == json.loads((reference / "results.json").read_text())
 
 
+def test_how_often_a_run_evaluates_leaves_what_it_trains_unchanged(data_dir, tmp_path):
+    """Evaluation draws no key and reads no training batch: scoring valid and test every 7 steps trains the same
+    parameters, bit for bit, as scoring once at the end (with dropout, so a key drawn by evaluation would show)."""
+    base = ["train.steps=40", "train.checkpoint_every=40", "model.dropout=0.3"]
+    once, often = tmp_path / "once", tmp_path / "often"
+    train(C.apply_overrides(C.get("mr_ffn:tiny"), [*base, "train.eval_every=40"]), once, data_dir, progress=False)
+    train(C.apply_overrides(C.get("mr_ffn:tiny"), [*base, "train.eval_every=7", "train.eval_test=true"]), often,
+          data_dir, progress=False)
+    (step_a, a), (step_b, b) = _final_state(once), _final_state(often)
+    assert step_a == step_b == 40
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        assert np.array_equal(x, y)
+    assert sum(r["split"] == "test" for r in _records(often)) == 6
+
+
 def test_best_parameters_of_another_model_are_refused_naming_what_each_side_lacks(data_dir, tmp_path):
     train(C.apply_overrides(C.get("xor:tiny"), ["train.steps=10"]), tmp_path, data_dir, progress=False)
     step_dir = next(p for p in (tmp_path / "best").iterdir() if p.name.isdigit())
