@@ -64,6 +64,12 @@ class DataConfig:
     # "fixed": Kim's (2014) code, batches made once (the rows topped up to whole batches with random repeats) and
     # visited in a new order every epoch
     batches: Literal["reshuffled", "fixed"] = "reshuffled"
+    # sentence datasets: how far each batch's tokens are padded. "max_len": every batch to data.max_len (one
+    # compiled shape); "longest": to the batch's longest sentence rounded up to a multiple of 8 (at most
+    # max_len / 8 shapes, each compiled once; fewer positions to compute when most sentences are short). The
+    # models mask padding, so a batch's outputs agree up to the order of floating-point sums; dropout over token
+    # positions (recurrent, Transformer) draws its masks for the cut shape, so those runs also draw other masks.
+    padding: Literal["max_len", "longest"] = "max_len"
     bptt: int = _positive(35)  # language models: tokens per truncated-BPTT window
     tokenizer: Literal["words", "chars", "sentencepiece"] = "words"  # language models: what a token is
     spm_vocab_size: int = _positive(1000)  # sentencepiece, trained on the train split

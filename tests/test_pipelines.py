@@ -66,6 +66,47 @@ def test_eval_batches_keep_every_row_once_with_zero_weight_padding():
     assert (np.concatenate([b["lengths"] for b in batches]) >= 1).all()
 
 
+def _ragged_arrays(n=24, max_len=16):
+    lengths = [1 + (7 * i) % 13 for i in range(n)]  # 1..13 words
+    seqs = [np.arange(1, 1 + k, dtype=np.int32) for k in lengths]
+    return {**pipelines.pad_token_ids(seqs, max_len), "labels": np.arange(n, dtype=np.int32)}
+
+
+def _batches(make, process_index=0, process_count=1, count=6, **kw):
+    it = iter(make(_ragged_arrays(), batch_size=4, process_index=process_index, process_count=process_count, **kw))
+    return [next(it) for _ in range(count)]
+
+
+def test_padding_to_the_longest_cuts_each_global_batch_to_one_width_on_every_process():
+    arrays = _ragged_arrays()
+    for make, kw in [(pipelines.train_batches, {"seed": 3}), (pipelines.fixed_batches, {"seed": 3}),
+                     (pipelines.eval_batches, {})]:
+        full = _batches(make, **kw)
+        cut = _batches(make, pad_multiple=4, **kw)
+        halves = [_batches(make, process_index=p, process_count=2, pad_multiple=4, **kw) for p in (0, 1)]
+        widths = set()
+        for f, c, h0, h1 in zip(full, cut, *halves, strict=True):
+            longest = int(arrays["lengths"][f["labels"]].max())
+            width = c["tokens"].shape[1]
+            widths.add(width)
+            assert width % 4 == 0 and longest <= width < longest + 4
+            np.testing.assert_array_equal(c["tokens"], f["tokens"][:, :width])
+            assert not f["tokens"][:, width:].any()  # nothing but padding is cut
+            for key in ("labels", "lengths", "weights"):
+                np.testing.assert_array_equal(c[key], f[key])
+            # each process cuts to the global batch's longest, not its own rows'
+            assert h0["tokens"].shape[1] == h1["tokens"].shape[1] == width
+            np.testing.assert_array_equal(np.concatenate([h0["tokens"], h1["tokens"]]), c["tokens"])
+        assert len(widths) > 1 and max(widths) <= 16
+
+
+def test_padding_to_the_longest_never_exceeds_max_len():
+    seqs = [np.arange(1, 1 + k, dtype=np.int32) for k in (3, 9, 9, 2)]
+    arrays = {**pipelines.pad_token_ids(seqs, 10), "labels": np.arange(4, dtype=np.int32)}
+    batch = next(iter(pipelines.eval_batches(arrays, batch_size=4, pad_multiple=8)))
+    assert batch["tokens"].shape == (4, 10)  # 9 rounds up to 16, which max_len caps
+
+
 def test_lm_batches_are_contiguous_streams():
     ids = np.arange(1000, dtype=np.int32)
     batches = pipelines.LMBatches(ids, batch_size=4, bptt=7)

@@ -45,18 +45,31 @@ def _gather(arrays: dict[str, np.ndarray], indices: np.ndarray) -> dict[str, np.
     return {k: v[indices] for k, v in arrays.items()}
 
 
+def _read_rows(arrays: dict[str, np.ndarray], global_idx: np.ndarray, rows: slice,
+               pad_multiple: int) -> dict[str, np.ndarray]:
+    """This process's rows of the global batch `global_idx`. With `pad_multiple`, tokens are cut to the global
+    batch's longest sentence rounded up to that multiple: every process computes the same width."""
+    batch = _gather(arrays, global_idx[rows])
+    if pad_multiple and "tokens" in arrays:
+        longest = int(arrays["lengths"][global_idx].max())
+        width = min(-(-longest // pad_multiple) * pad_multiple, arrays["tokens"].shape[1])
+        batch["tokens"] = batch["tokens"][:, :width]
+    return batch
+
+
 def train_batches(arrays: dict[str, np.ndarray], batch_size: int, seed: int, process_index: int = 0,
-                  process_count: int = 1) -> grain.IterDataset:
+                  process_count: int = 1, pad_multiple: int = 0) -> grain.IterDataset:
     """Rows reshuffled every epoch, endlessly, in global batches of `batch_size`, of which this process reads
-    only its own rows (the last partial batch of the endless stream is never reached)."""
+    only its own rows (the last partial batch of the endless stream is never reached). `pad_multiple`: see
+    `_read_rows`."""
     arrays, rows = with_weights(arrays), local_rows(batch_size, process_index, process_count)
     n = len(arrays["weights"])
     ds = grain.MapDataset.range(n).seed(seed).shuffle().repeat(None).batch(batch_size, drop_remainder=True)
-    return ds.map(lambda idx: _gather(arrays, np.asarray(idx)[rows])).to_iter_dataset(READ_OPTIONS)
+    return ds.map(lambda idx: _read_rows(arrays, np.asarray(idx), rows, pad_multiple)).to_iter_dataset(READ_OPTIONS)
 
 
 def fixed_batches(arrays: dict[str, np.ndarray], batch_size: int, seed: int, process_index: int = 0,
-                  process_count: int = 1) -> grain.IterDataset:
+                  process_count: int = 1, pad_multiple: int = 0) -> grain.IterDataset:
     """Kim's (2014) code: the rows, topped up with randomly chosen ones to whole batches, permuted once and cut
     into batches, which every epoch visits in a new order, endlessly; this process reads its rows of each."""
     arrays, rows = with_weights(arrays), local_rows(batch_size, process_index, process_count)
@@ -66,11 +79,11 @@ def fixed_batches(arrays: dict[str, np.ndarray], batch_size: int, seed: int, pro
     order = rng.permutation(np.concatenate([np.arange(n), rng.choice(n, top_up, replace=False)]))
     batches_NBxB = order.reshape(-1, batch_size)
     ds = grain.MapDataset.source(batches_NBxB).seed(seed).shuffle().repeat(None)
-    return ds.map(lambda idx: _gather(arrays, np.asarray(idx)[rows])).to_iter_dataset(READ_OPTIONS)
+    return ds.map(lambda idx: _read_rows(arrays, np.asarray(idx), rows, pad_multiple)).to_iter_dataset(READ_OPTIONS)
 
 
 def eval_batches(arrays: dict[str, np.ndarray], batch_size: int, process_index: int = 0,
-                 process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
+                 process_count: int = 1, pad_multiple: int = 0) -> Iterator[dict[str, np.ndarray]]:
     """Every row once, in order, in full global batches (padding rows copy row 0 with weight 0); this
     process gets its own rows of each."""
     arrays, rows = with_weights(arrays), local_rows(batch_size, process_index, process_count)
@@ -78,8 +91,8 @@ def eval_batches(arrays: dict[str, np.ndarray], batch_size: int, process_index: 
 
     def read(idx: np.ndarray) -> dict[str, np.ndarray]:
         idx = np.asarray(idx)
-        padded = np.concatenate([idx, np.zeros(batch_size - len(idx), dtype=idx.dtype)])[rows]
-        batch = _gather(arrays, padded)
+        batch = _read_rows(arrays, np.concatenate([idx, np.zeros(batch_size - len(idx), dtype=idx.dtype)]), rows,
+                           pad_multiple)
         batch["weights"] = batch["weights"] * (np.arange(batch_size)[rows] < len(idx))
         return batch
 

@@ -129,6 +129,9 @@ def encode_sentences(sentences: list[str], vocab: WordVocab, data: DataConfig) -
     return {k: jnp.asarray(v) for k, v in arrays.items()}
 
 
+PAD_MULTIPLE = 8  # data.padding=longest: batch widths are multiples of this, which bounds the compiled shapes
+
+
 def load_data(cfg: ExperimentConfig, data_dir: Path) -> TaskData:
     if cfg.data.dataset not in DATASETS:
         raise DataError(f"classification has no dataset {cfg.data.dataset!r}: use one of {', '.join(DATASETS)}.")
@@ -144,14 +147,15 @@ def load_data(cfg: ExperimentConfig, data_dir: Path) -> TaskData:
                     input_dim=train["features"].shape[1] if "features" in train else 0,
                     pad_id=vocab.pad_id if vocab else 0, seq_len=cfg.data.max_len,
                     vocab=vocab.tokens if vocab else ())
-    process = dict(process_index=jax.process_index(), process_count=jax.process_count())
-    evals = {name: (lambda s=split: pipelines.eval_batches(s, cfg.data.eval_batch_size, **process))
+    reading = dict(process_index=jax.process_index(), process_count=jax.process_count(),
+                   pad_multiple=PAD_MULTIPLE if cfg.data.padding == "longest" else 0)
+    evals = {name: (lambda s=split: pipelines.eval_batches(s, cfg.data.eval_batch_size, **reading))
              for name, split in splits.items() if name != "train"}
     if cfg.data.batches == "fixed":
-        stream = pipelines.fixed_batches(train, batch_size, cfg.data.seed, **process)
+        stream = pipelines.fixed_batches(train, batch_size, cfg.data.seed, **reading)
         steps_per_epoch = -(-train_size // batch_size)  # the topped-up last batch too
     else:
-        stream = pipelines.train_batches(train, batch_size, cfg.data.seed, **process)
+        stream = pipelines.train_batches(train, batch_size, cfg.data.seed, **reading)
         steps_per_epoch = max(train_size // batch_size, 1)
     return TaskData(train=stream, evals=evals, steps_per_epoch=steps_per_epoch, batch_size=batch_size, spec=spec,
                     artifacts=artifacts)
